@@ -1,0 +1,66 @@
+# Backforth. Two commands do everything on a fresh Debian machine (as root):
+#   make demo   services, migrations, the embedded model, demo data, a worker and the web app
+#   make test   the same set-up, then the whole test suite
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: help venv services migrate model demo serve stop test test-fast lint format clean
+
+help:
+	@echo "make demo       set everything up and serve the demo on http://127.0.0.1:8000"
+	@echo "make test       set everything up and run the whole test suite"
+	@echo "make test-fast  only the fast tests (no model, no browser)"
+	@echo "make stop       stop the web server and the worker"
+	@echo "make lint       ruff check + format check"
+
+$(STAMP): requirements.txt requirements-dev.txt scripts/bootstrap.sh
+	@scripts/bootstrap.sh
+	@rm -f $(VENV)/.installed-*; touch $@
+
+venv: $(STAMP)
+
+services:
+	@scripts/services.sh up
+
+migrate: venv services
+	@echo "[setup] applying database migrations"
+	@$(PY) manage.py migrate --noinput -v 0
+
+model: migrate
+	@$(PY) manage.py prepare_model
+
+demo: model
+	@$(PY) manage.py demo_data
+	@$(PY) manage.py collectstatic --noinput -v 0
+	@scripts/serve.sh start
+	@echo
+	@echo "Backforth is running: http://127.0.0.1:$${BACKFORTH_PORT:-8000}/  (log in with a demo user above)"
+	@echo "System status: http://127.0.0.1:$${BACKFORTH_PORT:-8000}/status/   Logs: var/log/"
+	@echo "Stop it with: make stop"
+
+serve: venv services
+	@scripts/serve.sh start
+
+stop:
+	@scripts/serve.sh stop
+
+test: model
+	@scripts/bootstrap.sh --browser
+	@echo "[test] running the whole suite"
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: venv services
+	@$(PY) -m pytest -m "not model and not browser" $(PYTEST_ARGS)
+
+lint: venv
+	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: venv
+	@$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+clean: stop
+	rm -rf $(VENV) var/staticfiles

@@ -1,0 +1,150 @@
+"""Seed set, candidates and reviews: the human side of Backforth."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Source(models.TextChoices):
+    """Where a training pair came from; used as the system-prompt tag when fine-tuning (Humpback)."""
+
+    SEED = "seed", "seed (human-written)"
+    WEB = "web", "web (backtranslated, reviewed)"
+    SAFETY = "safety", "safety"
+
+
+class SeedExample(models.Model):
+    """A human-written or human-approved (instruction, response) pair of the seed set S_r."""
+
+    instruction = models.TextField()
+    response = models.TextField()
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.SEED)
+    tags = ArrayField(models.CharField(max_length=64), default=list, blank=True)
+    # How it got here: {"kind": "import", "file": …, "line": …} | {"kind": "candidate", …} | {"kind": "demo"}
+    provenance = models.JSONField(default=dict, blank=True)
+    candidate = models.ForeignKey(
+        "annotation.Candidate", null=True, blank=True, on_delete=models.SET_NULL, related_name="seed_examples"
+    )
+    version = models.PositiveIntegerField(default=1)
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(instruction="") & ~Q(response=""), name="seedexample_not_empty"),
+        ]
+        indexes = [models.Index(fields=["source", "is_active"], name="seed_source_active")]
+
+    def __str__(self) -> str:
+        return self.instruction[:80]
+
+    @property
+    def is_safety(self) -> bool:
+        return self.source == Source.SAFETY
+
+
+class Candidate(models.Model):
+    """A generated pair (x̂, y → ŷ) for one segment in one round, and what humans decided about it."""
+
+    class Status(models.TextChoices):
+        AUGMENTED = "augmented", "augmented (instruction written)"
+        KEPT = "kept", "kept by curation"
+        DROPPED = "dropped", "dropped by curation"
+        ACCEPTED = "accepted", "accepted"
+        EDITED = "edited", "edited"
+        REJECTED = "rejected", "rejected"
+        ERROR = "error", "error"
+
+    REVIEWED = (Status.ACCEPTED, Status.EDITED, Status.REJECTED)
+
+    round = models.ForeignKey("generation.Round", on_delete=models.CASCADE, related_name="candidates")
+    segment = models.ForeignKey("generation.Segment", on_delete=models.PROTECT, related_name="candidates")
+    # x̂ from the backward model. The original text y is segment.text (immutable, so not copied here).
+    instruction = models.TextField(blank=True)
+    # ŷ from the rewrite model (back-and-forth); empty until the rewrite stage ran.
+    rewritten_response = models.TextField(blank=True)
+    # Curation: expected value over P("1"…"5"), the distribution itself, optional rationale + parsed score.
+    score = models.FloatField(null=True, blank=True)
+    score_distribution = ArrayField(models.FloatField(), size=5, null=True, blank=True)
+    rationale = models.TextField(blank=True)
+    parsed_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.AUGMENTED)
+    # After review: what goes into the seed set (may differ from the model's output when edited).
+    final_instruction = models.TextField(blank=True)
+    final_response = models.TextField(blank=True)
+    # Which models, prompt versions and config hash produced each field.
+    lineage = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    # Optimistic concurrency for edits: every write bumps it; a write on a stale version is refused.
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["round", "segment"], name="candidate_unique_round_segment"),
+            models.CheckConstraint(
+                condition=Q(score__isnull=True) | Q(score__gte=1.0, score__lte=5.0), name="candidate_score_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(parsed_score__isnull=True) | Q(parsed_score__gte=1, parsed_score__lte=5),
+                name="candidate_parsed_score_range",
+            ),
+        ]
+        indexes = [models.Index(fields=["round", "status"], name="candidate_round_status")]
+
+    def __str__(self) -> str:
+        return f"Candidate {self.pk} (round {self.round_id}, {self.status})"
+
+    @property
+    def is_reviewable(self) -> bool:
+        # Dropped pairs are reviewable too: the audit sample measures curation precision on both sides.
+        return self.status in (self.Status.KEPT, self.Status.DROPPED)
+
+    @property
+    def response(self) -> str:
+        """The response a reviewer judges: the rewrite when there is one, else the original text."""
+        return self.rewritten_response or self.segment.text
+
+
+class Review(models.Model):
+    """One human decision on a candidate, with the before → after of what changed. Append-only."""
+
+    class Action(models.TextChoices):
+        ACCEPT = "accept", "accept"
+        EDIT = "edit", "edit"
+        REJECT = "reject", "reject"
+        SKIP = "skip", "skip"
+        UNDO = "undo", "undo"
+
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    reason = models.CharField(max_length=64, blank=True)
+    reason_text = models.TextField(blank=True)
+    seconds_spent = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(seconds_spent__isnull=True) | Q(seconds_spent__gte=0), name="review_seconds_nonneg"
+            ),
+        ]
+        indexes = [models.Index(fields=["reviewer", "created_at"], name="review_reviewer_at")]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer} {self.action} candidate {self.candidate_id}"

@@ -1,0 +1,84 @@
+"""Small, strict helpers for reading settings from the environment.
+
+A value that is present but malformed raises ImproperlyConfigured naming the variable, so a typo in
+`.env` fails at start-up with a clear message instead of somewhere deep in a request.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def load_dotenv(path: Path) -> None:
+    """Read KEY=VALUE lines from `path` into os.environ without overriding what is already set."""
+    if not path.is_file():
+        return
+    for lineno, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip().replace("_", "").isalnum():
+            raise ImproperlyConfigured(f"{path}:{lineno}: expected KEY=VALUE, got {raw!r}")
+        os.environ.setdefault(key.strip(), value.strip().strip("\"'"))
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_path(name: str, default: Path, *, base: Path) -> Path:
+    raw = os.environ.get(name, "").strip()
+    path = Path(raw) if raw else default
+    return path if path.is_absolute() else (base / path)
+
+
+def redis_url(name: str, default: str) -> str:
+    url = os.environ.get(name, default)
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ImproperlyConfigured(f"{name} must be a redis:// URL, got {url!r}")
+    return url
+
+
+def redis_url_with_db(url: str, db: int) -> str:
+    """The same Redis server, another logical database (tests use their own, so a running demo
+    worker never picks up a test's jobs)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))

@@ -1,0 +1,107 @@
+"""Reads for generation pages: system status, jobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import django_rq
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count
+from rq import Worker
+from rq.registry import FailedJobRegistry, StartedJobRegistry
+
+from generation.models import Corpus, Job, ModelVersion, Round
+from generation.queue import QUEUES
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _database_check() -> Check:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("select current_setting('server_version'), current_database()")
+            version, name = cursor.fetchone()
+        return Check("PostgreSQL", True, f"PostgreSQL {version}, database {name}")
+    except Exception as exc:  # the page must render whatever is down
+        return Check("PostgreSQL", False, f"unreachable: {exc}")
+
+
+def _redis_checks() -> list[Check]:
+    try:
+        conn = django_rq.get_connection("default")
+        info = conn.info("server")
+    except Exception as exc:
+        return [Check("Redis", False, f"unreachable: {exc}"), Check("Workers", False, "Redis is down")]
+    checks = [Check("Redis", True, f"Redis {info.get('redis_version', '?')} at {settings.REDIS_URL}")]
+    workers = Worker.all(connection=conn)
+    rows = [
+        {
+            "name": w.name,
+            "queues": ", ".join(w.queue_names()),
+            "state": w.get_state(),
+            "last_heartbeat": w.last_heartbeat,
+            "current_job": w.get_current_job_id() or "",
+        }
+        for w in sorted(workers, key=lambda w: w.name)
+    ]
+    covered = {q for w in workers for q in w.queue_names()}
+    missing = [q for q in QUEUES if q not in covered]
+    detail = f"{len(workers)} alive" + (f"; no worker listens on {', '.join(missing)}" if missing else "")
+    checks.append(Check("Workers", bool(workers) and not missing, detail, {"workers": rows}))
+    queues = []
+    for name in QUEUES:
+        q = django_rq.get_queue(name)
+        queues.append(
+            {
+                "name": name,
+                "queued": q.count,
+                "started": StartedJobRegistry(queue=q).count,
+                "failed": FailedJobRegistry(queue=q).count,
+            }
+        )
+    checks.append(
+        Check("Queues", True, ", ".join(f"{q['name']}: {q['queued']} queued" for q in queues), {"queues": queues})
+    )
+    return checks
+
+
+def _model_check() -> Check:
+    path = Path(settings.DEFAULT_MODEL)
+    has_weights = any(path.glob("*.safetensors")) if path.is_dir() else False
+    if path.is_dir() and (path / "config.json").is_file() and has_weights:
+        size = sum(p.stat().st_size for p in path.glob("*.safetensors"))
+        return Check("Default model", True, f"{path} ({size / 2**20:.0f} MiB of weights)")
+    return Check("Default model", False, f"{path} is missing: run `python manage.py prepare_model`")
+
+
+def system_status() -> list[Check]:
+    checks = [_database_check(), *_redis_checks(), _model_check()]
+    return checks
+
+
+def recent_jobs(*, limit: int = 10) -> list[Job]:
+    return list(Job.objects.select_related("round").order_by("-id")[:limit])
+
+
+def overview_counts() -> dict[str, Any]:
+    """Numbers for the home page."""
+    from annotation.models import Candidate, SeedExample
+
+    seed = dict(SeedExample.objects.filter(is_active=True).values_list("source").annotate(n=Count("id")).order_by())
+    return {
+        "seed_by_source": seed,
+        "seed_total": sum(seed.values()),
+        "corpora": list(Corpus.objects.annotate(n_segments=Count("segments")).order_by("name")),
+        "rounds": Round.objects.count(),
+        "candidates": Candidate.objects.count(),
+        "models": ModelVersion.objects.count(),
+    }

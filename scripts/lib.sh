@@ -1,0 +1,42 @@
+# Shared shell helpers for the project's scripts (sourced, not run).
+say() { printf '\033[1m[%s]\033[0m %s\n' "${LOG_TAG:-backforth}" "$*"; }
+die() { printf '\033[1;31m[%s] ERROR:\033[0m %s\n' "${LOG_TAG:-backforth}" "$*" >&2; exit 1; }
+
+apt_install() {  # apt_install PKG... — only what is missing; a clear message when apt cannot help
+  local missing=() p
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "need ${missing[*]}, and this is not a Debian/Ubuntu machine: install them yourself"
+  [ "$(id -u)" = 0 ] || die "need ${missing[*]} installed; run as root or: sudo apt-get install ${missing[*]}"
+  say "installing ${missing[*]} from Debian (apt-get)…"
+  if ! { apt-get update -q >/tmp/backforth-apt.log 2>&1 &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" \
+      >>/tmp/backforth-apt.log 2>&1; }; then
+    tail -n 5 /tmp/backforth-apt.log >&2
+    die "apt-get could not install ${missing[*]} (is the Debian mirror reachable?). Full log: /tmp/backforth-apt.log"
+  fi
+}
+
+port_holder() {  # the program listening on TCP port $1, empty if none
+  ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:(("\([^"]*\)".*/\1/p' | head -n1
+}
+
+wait_for() {  # wait_for SECONDS CMD... — true once CMD succeeds
+  local secs=$1 i; shift
+  for i in $(seq 1 $((secs * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  return 1
+}
+
+load_env() {  # export KEY=VALUE lines of .env, then .env.example, without overriding the environment
+  local f key value
+  for f in .env .env.example; do
+    [ -f "$f" ] || continue
+    while IFS='=' read -r key value; do
+      [[ "$key" =~ ^[A-Z_][A-Z0-9_]*$ ]] || continue
+      [ -n "${!key:-}" ] || export "$key=$value"
+    done <"$f"
+  done
+  : "${BACKFORTH_DATA_DIR:=var}"
+  case "$BACKFORTH_DATA_DIR" in /*) ;; *) BACKFORTH_DATA_DIR="$PWD/$BACKFORTH_DATA_DIR" ;; esac
+  export BACKFORTH_DATA_DIR
+}

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Bring up (or check) the PostgreSQL and Redis that Backforth needs, from Debian's packages.
+#
+#   scripts/services.sh up      install if missing, start, create role + database, wait until they answer
+#   scripts/services.sh status  say what answers, change nothing
+#   scripts/services.sh down    stop the Redis this script started (PostgreSQL is left to the system cluster)
+#
+# It reads DATABASE_URL and REDIS_URL (default: .env, then the defaults in .env.example). A service that
+# already answers on its URL is used as it is. Idempotent: running `up` twice changes nothing.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+
+LOG_TAG=services
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+load_env
+: "${DATABASE_URL:=postgres://backforth:backforth@127.0.0.1:5432/backforth}"
+: "${REDIS_URL:=redis://127.0.0.1:6379/0}"
+
+# Split a URL into shell variables with Python's own parser (no venv needed).
+eval "$(python3 - "$DATABASE_URL" "$REDIS_URL" <<'PY'
+import shlex, sys
+from urllib.parse import unquote, urlsplit
+db, rd = urlsplit(sys.argv[1]), urlsplit(sys.argv[2])
+if db.scheme not in ("postgres", "postgresql", "pgsql"):
+    sys.exit(f"echo 'DATABASE_URL must be a postgres:// URL, got scheme {db.scheme!r}' >&2; exit 1")
+if rd.scheme != "redis":
+    sys.exit(f"echo 'REDIS_URL must be a redis:// URL, got scheme {rd.scheme!r}' >&2; exit 1")
+vals = {
+    "PG_HOST": db.hostname or "127.0.0.1", "PG_PORT": db.port or 5432,
+    "PG_USER": unquote(db.username or "backforth"), "PG_PASSWORD": unquote(db.password or ""),
+    "PG_DB": db.path.lstrip("/") or "backforth",
+    "REDIS_HOST": rd.hostname or "127.0.0.1", "REDIS_PORT": rd.port or 6379,
+}
+for k, v in vals.items():
+    print(f"{k}={shlex.quote(str(v))}")
+PY
+)" || die "could not parse DATABASE_URL / REDIS_URL"
+
+is_local() { [[ "$1" == "127.0.0.1" || "$1" == "localhost" || "$1" == "::1" ]]; }
+
+# --- PostgreSQL ----------------------------------------------------------------------------------------
+pg_answers() { PGPASSWORD="$PG_PASSWORD" psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$PG_DB" -Atqc 'select 1' >/dev/null 2>&1; }
+
+as_postgres() { runuser -u postgres -- "$@"; }
+
+pg_up() {
+  if command -v psql >/dev/null && pg_answers; then
+    say "PostgreSQL answers at $PG_HOST:$PG_PORT/$PG_DB"
+    return 0
+  fi
+  is_local "$PG_HOST" || die "DATABASE_URL points at $PG_HOST:$PG_PORT, which does not answer, and is not local: start it yourself"
+  apt_install postgresql
+  local ver
+  ver=$(ls /usr/lib/postgresql | sort -V | tail -n1)
+  [ -n "$ver" ] || die "postgresql is installed but /usr/lib/postgresql holds no version"
+
+  # The cluster that owns our port: Debian's default (main, 5432) or one we create for this port.
+  local cluster
+  cluster=$(pg_lsclusters -h 2>/dev/null | awk -v p="$PG_PORT" '$3 == p {print $1 "/" $2; exit}')
+  if [ -z "$cluster" ]; then
+    say "creating PostgreSQL $ver cluster 'backforth' on port $PG_PORT"
+    pg_createcluster -p "$PG_PORT" "$ver" backforth >/dev/null || die "pg_createcluster failed"
+    cluster="$ver/backforth"
+  fi
+  if ! pg_lsclusters -h | awk -v c="$cluster" '($1 "/" $2) == c && $4 == "online" {found=1} END {exit !found}'; then
+    local holder
+    holder=$(port_holder "$PG_PORT")
+    [ -z "$holder" ] || die "port $PG_PORT is taken by $holder, not PostgreSQL: free it or set DATABASE_URL to another port"
+    say "starting PostgreSQL cluster $cluster"
+    pg_ctlcluster "${cluster%/*}" "${cluster#*/}" start ||
+      die "PostgreSQL cluster $cluster did not start; see /var/log/postgresql/postgresql-${cluster/\//-}.log"
+  fi
+  wait_for 30 as_postgres pg_isready -q -p "$PG_PORT" || die "PostgreSQL did not answer on port $PG_PORT within 30 s"
+
+  # Role (with CREATEDB, so the test runner can make its test database) and database.
+  local q_user q_pass
+  q_user=$(printf '%s' "$PG_USER" | sed "s/\"/\"\"/g")
+  q_pass=$(printf '%s' "$PG_PASSWORD" | sed "s/'/''/g")
+  if [ "$(as_postgres psql -p "$PG_PORT" -Atqc "select 1 from pg_roles where rolname = '$(printf '%s' "$PG_USER" | sed "s/'/''/g")'")" != 1 ]; then
+    say "creating role $PG_USER"
+    as_postgres psql -p "$PG_PORT" -qc "create role \"$q_user\" login createdb password '$q_pass'" >/dev/null
+  fi
+  if [ "$(as_postgres psql -p "$PG_PORT" -Atqc "select 1 from pg_database where datname = '$(printf '%s' "$PG_DB" | sed "s/'/''/g")'")" != 1 ]; then
+    say "creating database $PG_DB"
+    as_postgres createdb -p "$PG_PORT" -O "$PG_USER" "$PG_DB"
+  fi
+  wait_for 15 pg_answers || die "PostgreSQL runs but $PG_USER cannot log in to $PG_DB over TCP (check pg_hba.conf / password)"
+  say "PostgreSQL ready at $PG_HOST:$PG_PORT/$PG_DB (cluster $cluster)"
+}
+
+# --- Redis ---------------------------------------------------------------------------------------------
+redis_pidfile="$BACKFORTH_DATA_DIR/run/redis.pid"
+redis_answers() { [ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+
+redis_up() {
+  if command -v redis-cli >/dev/null && redis_answers; then
+    say "Redis answers at $REDIS_HOST:$REDIS_PORT"
+    return 0
+  fi
+  is_local "$REDIS_HOST" || die "REDIS_URL points at $REDIS_HOST:$REDIS_PORT, which does not answer, and is not local: start it yourself"
+  apt_install redis-server
+  local holder
+  holder=$(port_holder "$REDIS_PORT")
+  [ -z "$holder" ] || die "port $REDIS_PORT is taken by $holder, not Redis: free it or set REDIS_URL to another port"
+  mkdir -p "$BACKFORTH_DATA_DIR/run" "$BACKFORTH_DATA_DIR/redis"
+  say "starting Redis on $REDIS_HOST:$REDIS_PORT"
+  # RQ is transport only (the database is the source of truth), so no persistence is needed.
+  redis-server --bind "$REDIS_HOST" --port "$REDIS_PORT" --daemonize yes --pidfile "$redis_pidfile" \
+    --dir "$BACKFORTH_DATA_DIR/redis" --logfile "$BACKFORTH_DATA_DIR/redis/redis.log" \
+    --save "" --appendonly no >/dev/null || die "redis-server did not start; see $BACKFORTH_DATA_DIR/redis/redis.log"
+  wait_for 15 redis_answers || die "Redis did not answer on port $REDIS_PORT within 15 s; see $BACKFORTH_DATA_DIR/redis/redis.log"
+  say "Redis ready at $REDIS_HOST:$REDIS_PORT"
+}
+
+status() {
+  local rc=0
+  if command -v psql >/dev/null && pg_answers; then say "PostgreSQL: up ($PG_HOST:$PG_PORT/$PG_DB)"; else say "PostgreSQL: down"; rc=1; fi
+  if command -v redis-cli >/dev/null && redis_answers; then say "Redis: up ($REDIS_HOST:$REDIS_PORT)"; else say "Redis: down"; rc=1; fi
+  return $rc
+}
+
+down() {
+  if [ -f "$redis_pidfile" ] && kill -0 "$(cat "$redis_pidfile")" 2>/dev/null; then
+    say "stopping Redis (pid $(cat "$redis_pidfile"))"
+    redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || kill "$(cat "$redis_pidfile")"
+  fi
+  local cluster
+  cluster=$(pg_lsclusters -h 2>/dev/null | awk -v p="$PG_PORT" '$3 == p && $4 == "online" {print $1 "/" $2; exit}')
+  if [ -n "$cluster" ]; then
+    say "stopping PostgreSQL cluster $cluster"
+    pg_ctlcluster "${cluster%/*}" "${cluster#*/}" stop
+  fi
+}
+
+case "${1:-up}" in
+  up) pg_up; redis_up ;;
+  status) status ;;
+  down) down ;;
+  *) die "usage: $0 up|status|down" ;;
+esac

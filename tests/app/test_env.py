@@ -1,0 +1,52 @@
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from app.env import env_bool, env_int, load_dotenv, redis_url, redis_url_with_db
+
+
+def test_env_bool_reads_common_spellings(monkeypatch):
+    monkeypatch.setenv("X_FLAG", "Yes")
+    assert env_bool("X_FLAG", False) is True
+    monkeypatch.setenv("X_FLAG", "0")
+    assert env_bool("X_FLAG", True) is False
+    monkeypatch.delenv("X_FLAG")
+    assert env_bool("X_FLAG", True) is True
+
+
+def test_malformed_values_name_the_variable(monkeypatch):
+    monkeypatch.setenv("X_FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="X_FLAG must be true or false"):
+        env_bool("X_FLAG", False)
+    monkeypatch.setenv("X_NUM", "ten")
+    with pytest.raises(ImproperlyConfigured, match="X_NUM must be an integer"):
+        env_int("X_NUM", 1)
+    monkeypatch.setenv("X_REDIS", "http://nope")
+    with pytest.raises(ImproperlyConfigured, match="X_REDIS must be a redis://"):
+        redis_url("X_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def test_test_redis_is_another_database_on_the_same_server():
+    assert redis_url_with_db("redis://127.0.0.1:6379/0", 15) == "redis://127.0.0.1:6379/15"
+    assert redis_url_with_db("redis://:pw@host:6380", 15) == "redis://:pw@host:6380/15"
+
+
+def test_dotenv_does_not_override_and_reports_bad_lines(tmp_path, monkeypatch):
+    env = tmp_path / ".env"
+    env.write_text("# comment\nX_A=from-file\nX_B='quoted'\n")
+    monkeypatch.setenv("X_A", "from-env")
+    monkeypatch.delenv("X_B", raising=False)
+    load_dotenv(env)
+    import os
+
+    assert os.environ["X_A"] == "from-env"
+    assert os.environ["X_B"] == "quoted"
+    monkeypatch.delenv("X_B")
+    env.write_text("X_OK=1\nthis line is wrong\n")
+    with pytest.raises(ImproperlyConfigured, match=r"\.env:2: expected KEY=VALUE"):
+        load_dotenv(env)
+
+
+def test_settings_use_postgres_and_a_test_redis_db(settings):
+    assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    assert settings.REDIS_URL.endswith("/15")
+    assert settings.RQ == {"COMMIT_MODE": "on_db_commit"}

@@ -1,0 +1,54 @@
+"""Shared fixtures. Everything here is real: PostgreSQL (pytest-django's test database), Redis (its own
+logical database, 15 by default, so a running demo worker never sees test jobs) and RQ workers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import django_rq
+import pytest
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture
+def redis_conn() -> Iterator:
+    """The tests' Redis database, emptied before and after the test."""
+    assert settings.TESTING, "refusing to flush a Redis database outside a test run"
+    conn = django_rq.get_connection("default")
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+
+
+@pytest.fixture
+def burst_worker(transactional_db, redis_conn) -> Callable[..., subprocess.CompletedProcess]:
+    """Run a real RQ worker in its own process, on the test database and test Redis, until the queues are empty."""
+
+    def run(*queues: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        db = connection.settings_dict
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "REDIS_URL": settings.REDIS_URL,
+            "DJANGO_SETTINGS_MODULE": "app.settings",
+        }
+        env.pop("PYTEST_VERSION", None)  # the worker is not a test process: it uses the URLs given here
+        cmd = [sys.executable, "manage.py", "rqworker", "--burst", *(queues or ("gpu", "default"))]
+        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=True)
+
+    return run
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is not here (tests on real data need ../shared/data)")
+    return SHARED_DATA
