@@ -20,14 +20,14 @@ load_env
 : "${REDIS_URL:=redis://127.0.0.1:6379/0}"
 
 # Split a URL into shell variables with Python's own parser (no venv needed).
-eval "$(python3 - "$DATABASE_URL" "$REDIS_URL" <<'PY'
+parsed=$(python3 - "$DATABASE_URL" "$REDIS_URL" <<'PY'
 import shlex, sys
 from urllib.parse import unquote, urlsplit
 db, rd = urlsplit(sys.argv[1]), urlsplit(sys.argv[2])
 if db.scheme not in ("postgres", "postgresql", "pgsql"):
-    sys.exit(f"echo 'DATABASE_URL must be a postgres:// URL, got scheme {db.scheme!r}' >&2; exit 1")
+    sys.exit(f"DATABASE_URL must be a postgres:// URL, got {sys.argv[1]!r}")
 if rd.scheme != "redis":
-    sys.exit(f"echo 'REDIS_URL must be a redis:// URL, got scheme {rd.scheme!r}' >&2; exit 1")
+    sys.exit(f"REDIS_URL must be a redis:// URL, got {sys.argv[2]!r}")
 vals = {
     "PG_HOST": db.hostname or "127.0.0.1", "PG_PORT": db.port or 5432,
     "PG_USER": unquote(db.username or "backforth"), "PG_PASSWORD": unquote(db.password or ""),
@@ -37,12 +37,13 @@ vals = {
 for k, v in vals.items():
     print(f"{k}={shlex.quote(str(v))}")
 PY
-)" || die "could not parse DATABASE_URL / REDIS_URL"
+) || die "bad DATABASE_URL / REDIS_URL (see above)"
+eval "$parsed"
 
 is_local() { [[ "$1" == "127.0.0.1" || "$1" == "localhost" || "$1" == "::1" ]]; }
 
 # --- PostgreSQL ----------------------------------------------------------------------------------------
-pg_answers() { PGPASSWORD="$PG_PASSWORD" psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$PG_DB" -Atqc 'select 1' >/dev/null 2>&1; }
+pg_answers() { PGCONNECT_TIMEOUT=3 PGPASSWORD="$PG_PASSWORD" timeout 5 psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$PG_DB" -Atqc 'select 1' >/dev/null 2>&1; }
 
 as_postgres() { runuser -u postgres -- "$@"; }
 
@@ -58,17 +59,16 @@ pg_up() {
   [ -n "$ver" ] || die "postgresql is installed but /usr/lib/postgresql holds no version"
 
   # The cluster that owns our port: Debian's default (main, 5432) or one we create for this port.
-  local cluster
+  local cluster holder
   cluster=$(pg_lsclusters -h 2>/dev/null | awk -v p="$PG_PORT" '$3 == p {print $1 "/" $2; exit}')
-  if [ -z "$cluster" ]; then
-    say "creating PostgreSQL $ver cluster 'backforth' on port $PG_PORT"
-    pg_createcluster -p "$PG_PORT" "$ver" backforth >/dev/null || die "pg_createcluster failed"
-    cluster="$ver/backforth"
-  fi
-  if ! pg_lsclusters -h | awk -v c="$cluster" '($1 "/" $2) == c && $4 == "online" {found=1} END {exit !found}'; then
-    local holder
+  if [ -z "$cluster" ] || ! pg_lsclusters -h | awk -v c="$cluster" '($1 "/" $2) == c && $4 == "online" {f=1} END {exit !f}'; then
     holder=$(port_holder "$PG_PORT")
     [ -z "$holder" ] || die "port $PG_PORT is taken by $holder, not PostgreSQL: free it or set DATABASE_URL to another port"
+    if [ -z "$cluster" ]; then
+      say "creating PostgreSQL $ver cluster 'backforth' on port $PG_PORT"
+      pg_createcluster -p "$PG_PORT" "$ver" backforth >/dev/null || die "pg_createcluster failed"
+      cluster="$ver/backforth"
+    fi
     say "starting PostgreSQL cluster $cluster"
     pg_ctlcluster "${cluster%/*}" "${cluster#*/}" start ||
       die "PostgreSQL cluster $cluster did not start; see /var/log/postgresql/postgresql-${cluster/\//-}.log"
@@ -93,7 +93,7 @@ pg_up() {
 
 # --- Redis ---------------------------------------------------------------------------------------------
 redis_pidfile="$BACKFORTH_DATA_DIR/run/redis.pid"
-redis_answers() { [ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+redis_answers() { [ "$(timeout 3 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
 
 redis_up() {
   if command -v redis-cli >/dev/null && redis_answers; then

@@ -1,0 +1,57 @@
+import pytest
+from playwright.sync_api import expect
+
+from annotation.models import SeedExample
+from generation.models import Job
+from tests.browser.conftest import login
+from tests.factories import UserFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_admin_logs_in_with_the_keyboard_and_sends_a_job_without_a_page_load(page, redis_conn):
+    UserFactory(username="ada", role="admin")
+    login(page, "ada")
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link", name="System status")).to_be_visible()
+    nav.get_by_role("link", name="System status").click()
+    expect(page.get_by_role("heading", name="System status")).to_be_visible()
+    expect(page.get_by_role("row", name="PostgreSQL")).to_contain_text("OK")
+    expect(page.get_by_role("row", name="Workers")).to_contain_text("no worker listens")
+
+    page.evaluate("window.__marker = 'same page'")
+    page.get_by_role("button", name="Send a test job through the queue").click()
+    expect(page.locator("#jobs-table tbody tr").first).to_contain_text("queued")
+    assert page.evaluate("window.__marker") == "same page", "htmx should swap the panel, not reload the page"
+    assert Job.objects.filter(stage="ping", status="queued").count() == 1
+
+
+def test_annotator_sees_only_their_pages_and_is_refused_the_rest(page):
+    UserFactory(username="ann", role="annotator")
+    login(page, "ann")
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link", name="Overview")).to_be_visible()
+    expect(nav.get_by_role("link", name="Seed set")).to_have_count(0)
+    expect(nav.get_by_role("link", name="System status")).to_have_count(0)
+    response = page.goto("/status/")
+    assert response.status == 403
+    expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
+
+
+def test_curator_searches_the_seed_set_as_they_type(page):
+    UserFactory(username="cur", role="curator")
+    SeedExample.objects.create(instruction="How do tides work?", response="The Moon's gravity…")
+    SeedExample.objects.create(instruction="Write a haiku about rain", response="Cold rain on the roof")
+    SeedExample.objects.create(
+        instruction="<script>window.__pwned=1</script>", response="<img src=x onerror=window.__pwned=2>"
+    )
+    login(page, "cur")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Seed set").click()
+    expect(page.locator("#seed-table tbody tr")).to_have_count(3)
+    page.get_by_role("searchbox").fill("haiku")
+    expect(page.locator("#seed-table tbody tr")).to_have_count(1)
+    expect(page.locator("#seed-table")).to_contain_text("Write a haiku about rain")
+    assert "q=haiku" in page.url
+    page.get_by_role("searchbox").fill("script")
+    expect(page.locator("#seed-table")).to_contain_text("<script>window.__pwned=1</script>")
+    assert page.evaluate("window.__pwned") is None, "web text must be shown as text, never run"

@@ -1,0 +1,66 @@
+"""scripts/services.sh: idempotent when all is up, clear one-line errors (not tracebacks) when not."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "services.sh"
+
+
+def run(*args: str, **env: str) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    full_env.update(env)
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture
+def squatter() -> Iterator[int]:
+    """A loopback port held by a program that is neither PostgreSQL nor Redis (it accepts, never answers)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_up_is_idempotent_when_everything_answers():
+    first, second = run("up"), run("up")
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert "PostgreSQL answers" in second.stdout and "Redis answers" in second.stdout
+    assert "creating" not in second.stdout and "starting" not in second.stdout
+    assert run("status").returncode == 0
+
+
+def test_a_port_taken_by_another_program_is_named(squatter):
+    result = run("up", REDIS_URL=f"redis://127.0.0.1:{squatter}/0")
+    assert result.returncode == 1
+    assert f"port {squatter} is taken by python" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_taken_postgres_port_creates_no_cluster(squatter):
+    result = run("up", DATABASE_URL=f"postgres://backforth:backforth@127.0.0.1:{squatter}/backforth")
+    assert result.returncode == 1
+    assert f"port {squatter} is taken by python, not PostgreSQL" in result.stderr
+    clusters = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout
+    assert f" {squatter} " not in clusters
+
+
+def test_an_unreachable_remote_database_is_not_started_here():
+    result = run("up", DATABASE_URL="postgres://u:p@db.invalid:5432/x")
+    assert result.returncode == 1
+    assert "points at db.invalid:5432, which does not answer, and is not local" in result.stderr
+
+
+def test_a_url_of_the_wrong_kind_is_refused():
+    result = run("status", DATABASE_URL="mysql://u@localhost/x")
+    assert result.returncode == 1
+    assert "DATABASE_URL must be a postgres:// URL" in result.stderr
