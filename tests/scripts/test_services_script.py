@@ -64,3 +64,21 @@ def test_a_url_of_the_wrong_kind_is_refused():
     result = run("status", DATABASE_URL="mysql://u@localhost/x")
     assert result.returncode == 1
     assert "DATABASE_URL must be a postgres:// URL" in result.stderr
+
+
+def test_apt_failure_is_reported_plainly(tmp_path):
+    """No Debian mirror: the message says what could not be installed and where the log is."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "dpkg").write_text("#!/bin/sh\nexit 1\n")  # every package looks missing
+    (fake / "apt-get").write_text("#!/bin/sh\necho 'E: Failed to fetch: mirror unreachable' >&2\nexit 100\n")
+    for f in fake.iterdir():
+        f.chmod(0o755)
+    # A free port where no Redis answers, so the script tries to install one.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    result = run("up", REDIS_URL=f"redis://127.0.0.1:{free_port}/0", PATH=f"{fake}:{os.environ['PATH']}")
+    assert result.returncode == 1
+    assert "apt-get could not install redis-server (is the Debian mirror reachable?)" in result.stderr
+    assert "mirror unreachable" in result.stderr  # the tail of apt's own log is shown too
