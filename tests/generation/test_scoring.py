@@ -1,0 +1,32 @@
+import math
+
+import pytest
+
+from generation.pipeline.scoring import expected_score, from_logprobs, keep_decisions, normalize
+
+
+def test_expected_score_is_the_mean_under_the_renormalised_distribution():
+    assert expected_score([0, 0, 0, 0, 1]) == 5.0
+    assert expected_score([0.5, 0, 0, 0, 0.5]) == 3.0
+    # Mass outside the five options (other tokens) is renormalised away.
+    assert expected_score([0.1, 0, 0, 0, 0.1]) == pytest.approx(3.0)
+    assert 1.0 <= expected_score([0.2, 0.1, 0.3, 0.15, 0.05]) <= 5.0
+
+
+def test_degenerate_distributions_are_uniform():
+    assert normalize([0, 0, 0, 0, 0]) == [0.2] * 5
+    assert normalize([float("nan"), -1, 0, 0, 0]) == [0.2] * 5
+    assert expected_score([0, 0, 0, 0, 0]) == 3.0
+
+
+def test_logprobs_to_probs_treats_missing_as_zero():
+    assert from_logprobs([0.0, None, -math.inf, math.log(0.5), None]) == [1.0, 0.0, 0.0, 0.5, 0.0]
+
+
+def test_keep_by_threshold_or_top_k():
+    scores = [4.9, 3.0, None, 4.5, 4.49]
+    assert keep_decisions(scores, threshold=4.5) == [True, False, False, True, False]
+    assert keep_decisions(scores, top_k=2) == [True, False, False, True, False]
+    assert keep_decisions([4.0, 4.0, 4.0], top_k=2) == [True, True, False]
+    with pytest.raises(ValueError):
+        keep_decisions(scores)
