@@ -8,10 +8,10 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from django.db import connection
+from django.db import close_old_connections, connection
 
 from generation import services
-from generation.models import Job
+from generation.models import Job, Round
 
 logger = logging.getLogger(__name__)
 
@@ -44,24 +44,43 @@ def worker_name() -> str:
 
 
 def run_job(job_id: int) -> str:
-    """Entry point of every RQ job. Returns the final status (also stored on the row)."""
+    """Entry point of every RQ job (and of the CLI). Returns the final status (also stored on the row)."""
+    close_old_connections()  # a long-lived worker process: never reuse a connection the server dropped
+    try:
+        return _run_claimed(job_id)
+    finally:
+        close_old_connections()
+
+
+def _run_claimed(job_id: int) -> str:
+    from generation import stages
+
     job = services.job_claim(job_id=job_id, worker=worker_name())
     if job is None:
         logger.info("job %s: not queued any more (done, cancelled or taken by another worker); skipping", job_id)
         return "skipped"
-    handler = HANDLERS.get(job.stage)
+    handler = HANDLERS.get(job.stage) or stages.RUNNERS.get(job.stage)
     if handler is None:
         services.job_fail(job=job, error=f"no handler for stage {job.stage!r}", permanent=True)
         return Job.Status.FAILED
     try:
-        result = handler(job)
-    except PermanentJobError as exc:
-        logger.warning("job %s failed permanently: %s", job_id, exc)
-        services.job_fail(job=job, error=exc, permanent=True)
+        with stages.Heartbeat(job.pk):
+            result = handler(job)
+    except stages.JobCancelled:
+        logger.info("job %s was cancelled while running; nothing written", job_id)
+        return Job.Status.CANCELLED
+    except (PermanentJobError, stages.StageError) as exc:
+        permanent = getattr(exc, "permanent", True)
+        logger.warning("job %s failed (permanent=%s): %s", job_id, permanent, exc)
+        services.job_fail(job=job, error=exc, permanent=permanent)
+        if job.round_id and permanent:
+            Round.objects.filter(pk=job.round_id).update(state=Round.State.FAILED, error=str(exc))
         return Job.Status.FAILED
     except Exception as exc:
         logger.exception("job %s failed", job_id)
         services.job_fail(job=job, error=exc, permanent=False)
         return Job.Status.FAILED
-    services.job_succeed(job=job, result=result)
+    services.job_succeed(job=job, result=result)  # no-op for stage runners: they finish inside their write
+    if job.round_id and job.stage in stages.RUNNERS:
+        stages.stage_advance(round_id=job.round_id, stage=job.stage)
     return Job.Status.DONE

@@ -6,18 +6,26 @@ row with a conditional UPDATE, so a job delivered twice runs once.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import traceback
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import django_rq
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from generation import queue
 from generation.models import Corpus, Job, ModelVersion, Round, Segment
+from generation.pipeline import config as round_config
 from generation.pipeline.text import content_hash
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -149,3 +157,67 @@ def corpus_add_passages(
     Segment.objects.bulk_create(batch, ignore_conflicts=True)
     added = Segment.objects.filter(corpus=corpus).count() - before
     return added, seen - added
+
+
+def _seed_snapshot() -> dict[str, Any]:
+    """The seed set S_r as it is now: ids with versions, and a hash of that list."""
+    from annotation.models import SeedExample
+
+    rows = list(SeedExample.objects.filter(is_active=True).order_by("id").values_list("id", "version", "source"))
+    digest = hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+    return {"examples": [[i, v, s] for i, v, s in rows], "count": len(rows), "hash": digest}
+
+
+@transaction.atomic
+def round_create(
+    *, corpus: Corpus, base_model: ModelVersion, config: dict[str, Any] | None = None, created_by: Any = None
+) -> Round:
+    """A new round with its config validated, frozen and hashed, and a snapshot of the seed set."""
+    frozen = round_config.validate(config)
+    last = Round.objects.select_for_update().order_by("-number").first()
+    previous = Round.objects.filter(state=Round.State.CLOSED).order_by("-number").first()
+    return Round.objects.create(
+        number=(last.number + 1) if last else 1,
+        corpus=corpus,
+        base_model=base_model,
+        config=frozen,
+        config_hash=round_config.config_hash(frozen),
+        seed_snapshot=_seed_snapshot(),
+        # Round r+1 curates with M_r when there is one (DESIGN.md step 3).
+        curation_model=previous.forward_model if previous else None,
+        created_by=created_by,
+    )
+
+
+def jobs_reconcile(*, stale_after: float = 60.0, grace: float = 10.0) -> dict[str, int]:
+    """Put work back on the queue that Redis lost or a dead worker dropped. The database decides:
+    - running jobs whose heartbeat is older than `stale_after` seconds go back to queued and are re-enqueued;
+    - queued jobs older than `grace` seconds whose RQ job is gone (Redis flushed) or ended are re-enqueued.
+    A job delivered twice still runs once (job_claim), so re-enqueueing is always safe."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job as RQJob
+
+    now = timezone.now()
+    requeued_stale = requeued_lost = 0
+    stale = Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=now - timedelta(seconds=stale_after))
+    for job in stale:
+        # Conditional on the heartbeat we saw: a job that just beat again is left alone.
+        if Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, heartbeat_at=job.heartbeat_at).update(
+            status=Job.Status.QUEUED,
+            worker="",
+            error=f"requeued: no heartbeat from {job.worker} since {job.heartbeat_at:%H:%M:%S}",
+        ):
+            queue.enqueue_job(job)
+            requeued_stale += 1
+    connection = django_rq.get_connection("default")
+    for job in Job.objects.filter(status=Job.Status.QUEUED, created_at__lt=now - timedelta(seconds=grace)):
+        try:
+            status = RQJob.fetch(job.rq_id, connection=connection).get_status() if job.rq_id else None
+        except NoSuchJobError:
+            status = None
+        if status not in ("queued", "started", "deferred", "scheduled"):
+            queue.enqueue_job(job)
+            requeued_lost += 1
+    if requeued_stale or requeued_lost:
+        logger.warning("reconcile: requeued %d stale and %d lost jobs", requeued_stale, requeued_lost)
+    return {"stale": requeued_stale, "lost": requeued_lost}

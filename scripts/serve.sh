@@ -32,7 +32,8 @@ start_web() {
 start_worker() {
   if alive "$RUN/worker.pid"; then say "worker already running (pid $(cat "$RUN/worker.pid"))"; return; fi
   # One worker takes both queues, model work first. More workers (one per GPU) can join the same Redis.
-  nohup "$BIN/python" manage.py rqworker gpu default --name "backforth-$(hostname)-$$" \
+  nohup "$BIN/python" manage.py rqworker gpu default --worker-class generation.worker.BackforthWorker \
+    --name "backforth-$(hostname)-$$" \
     >>"$LOGS/worker.log" 2>&1 &
   echo $! >"$RUN/worker.pid"
   sleep 1

@@ -41,7 +41,15 @@ def burst_worker(transactional_db, redis_conn) -> Callable[..., subprocess.Compl
             "DJANGO_SETTINGS_MODULE": "app.settings",
         }
         env.pop("PYTEST_VERSION", None)  # the worker is not a test process: it uses the URLs given here
-        cmd = [sys.executable, "manage.py", "rqworker", "--burst", *(queues or ("gpu", "default"))]
+        cmd = [
+            sys.executable,
+            "manage.py",
+            "rqworker",
+            "--burst",
+            "--worker-class",
+            "generation.worker.BackforthWorker",
+            *(queues or ("gpu", "default")),
+        ]
         return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=True)
 
     return run
@@ -52,3 +60,33 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} is not here (tests on real data need ../shared/data)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """The embedded model, prepared once (make test prepares it before the suite)."""
+    from generation.backends.embedded import convert_embedded_model, is_model_dir
+
+    path = Path(settings.EMBEDDED_MODEL_DIR)
+    if not is_model_dir(path):
+        convert_embedded_model(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def web_passages() -> list[str]:
+    """Real web text: passages of the C4 sample in ../shared/data (or the demo corpus when it is absent)."""
+    import gzip
+    import json
+
+    from generation.pipeline.text import split_passages
+
+    c4 = SHARED_DATA / "web" / "c4_en_sample_1000.json.gz"
+    if c4.is_file():
+        with gzip.open(c4, "rt", encoding="utf-8") as f:
+            docs = [json.loads(line)["text"] for _, line in zip(range(60), f, strict=False)]
+    else:
+        from pydoc_data.topics import topics
+
+        docs = list(topics.values())[:20]
+    return [p for d in docs for p in split_passages(d, min_chars=300, max_chars=1500)]

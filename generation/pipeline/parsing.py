@@ -8,6 +8,7 @@ from generation.pipeline.prompts import REWRITE_CLOSE, REWRITE_OPEN
 
 _LABEL = re.compile(r"^\s*\**\s*(?:instruction|question|user|prompt|task)\s*\**\s*[:：]\s*\**\s*", re.IGNORECASE)
 _SCORE = re.compile(r"score\s*[:：]?\s*\**\s*([1-5])(?:\s*/\s*5)?\b", re.IGNORECASE)
+_ENUMERATED = re.compile(r"^(?:\d{1,2}[.)]|[-*•])\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 MIN_INSTRUCTION_CHARS = 8
@@ -30,6 +31,8 @@ def parse_instruction(output: str | None) -> str | None:
         r"\n\s*\n|\n\s*(?:\*\*)?(?:answer|response|output)(?:\*\*)?\s*[:：]", text, maxsplit=1, flags=re.IGNORECASE
     )[0]
     text = _LABEL.sub("", text).strip()
+    if _ENUMERATED.match(text):  # "1. What is …\n2. …": a list of candidates, keep the first
+        text = _ENUMERATED.sub("", text.split("\n", 1)[0])
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'“”`":
         text = text[1:-1].strip()
     text = text.strip("“”").strip()
@@ -58,11 +61,12 @@ def parse_rationale(output: str | None) -> str:
     return clean_text(text).strip()
 
 
-def parse_rewrite(output: str | None) -> str | None:
-    """The rewritten answer between <answer> and </answer>; an unclosed tag takes the rest. None if empty."""
-    if not output:
+def parse_rewrite(output: str | None, *, prefix: str = "") -> str | None:
+    """The rewritten answer between <answer> and </answer>; an unclosed tag takes the rest. None if empty.
+    `prefix` is what the assistant turn was forced to start with (it is not part of the model's output)."""
+    if not output and not prefix:
         return None
-    text = clean_text(output)
+    text = clean_text(prefix + (output or ""))
     start = text.find(REWRITE_OPEN)
     if start < 0:
         return None

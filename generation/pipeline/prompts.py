@@ -15,6 +15,8 @@ import jinja2
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 SCORE_PREFIX = "Score: "
+BACKWARD_PREFIX = "Question: "
+REWRITE_PREFIX = "<answer>\n"
 SCORE_OPTIONS = ("1", "2", "3", "4", "5")
 REWRITE_OPEN, REWRITE_CLOSE = "<answer>", "</answer>"
 
@@ -64,7 +66,8 @@ def truncate(text: str, max_chars: int) -> tuple[str, bool]:
 
 
 def backward_messages(response: str, *, finetuned: bool = False) -> Messages:
-    """Ask for the instruction x̂ that the web text y answers (self-augmentation)."""
+    """Ask for the instruction x̂ that the web text y answers (self-augmentation). Generate with
+    assistant_prefix=BACKWARD_PREFIX unless the model is a fine-tuned backward model."""
     ref = latest("backward_finetuned" if finetuned else "backward")
     return [{"role": "user", "content": render(ref, response=response)}]
 
@@ -76,7 +79,8 @@ def curate_messages(instruction: str, response: str, *, rationale: bool = False)
 
 
 def rewrite_messages(instruction: str, response: str) -> Messages:
-    """Ask an aligned model to turn y into an assistant answer ŷ to x̂, keeping y's facts (back-and-forth)."""
+    """Ask an aligned model to turn y into an assistant answer ŷ to x̂, keeping y's facts (back-and-forth).
+    Generate with assistant_prefix=REWRITE_PREFIX and stop at REWRITE_CLOSE."""
     return [{"role": "user", "content": render(latest("rewrite"), instruction=instruction, response=response)}]
 
 

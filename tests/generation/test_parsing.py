@@ -62,3 +62,14 @@ def test_rewrite_parsing(output, expected):
 
 def test_clean_text_drops_nul_and_lone_surrogates():
     assert clean_text("a\x00b\ud800c\n\td") == "ab?c\n\td"
+
+
+def test_enumerated_instructions_lose_their_number():
+    assert parse_instruction("1. What is the purpose of a virtual environment?\n2. Another") == (
+        "What is the purpose of a virtual environment?"
+    )
+
+
+def test_rewrite_with_a_forced_prefix():
+    assert parse_rewrite("Use reversed().", prefix="<answer>\n") == "Use reversed()."
+    assert parse_rewrite("", prefix="<answer>\n") is None

@@ -1,0 +1,71 @@
+"""The backend protocol: load once, then `generate` and `score` many times, then `unload`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Messages = list[dict[str, str]]
+
+
+class BackendError(RuntimeError):
+    """A model cannot be loaded or used; `permanent` errors will not go away by retrying."""
+
+    def __init__(self, message: str, *, permanent: bool = True) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finished: bool  # False when cut by max_new_tokens
+
+
+class Backend(Protocol):
+    name: str
+    model_path: str
+
+    def generate(
+        self, conversations: Sequence[Messages], params: GenerationParams, *, assistant_prefix: str = ""
+    ) -> list[Generation]: ...
+
+    def score(
+        self, conversations: Sequence[Messages], options: Sequence[str], *, assistant_prefix: str
+    ) -> list[list[float]]:
+        """For each conversation, P(option) of the token after `assistant_prefix` (unnormalised)."""
+        ...
+
+    def unload(self) -> None: ...
+
+
+def render_chat(tokenizer: Any, messages: Messages, assistant_prefix: str = "") -> str:
+    """The model's own chat template, opened for the assistant's turn, plus an optional forced prefix."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return text + assistant_prefix
+
+
+def option_token_ids(tokenizer: Any, prefix: str, options: Sequence[str]) -> list[int]:
+    """The single token that each option adds after `prefix`, as the tokenizer splits it in context."""
+    base = tokenizer.encode(prefix, add_special_tokens=False)
+    ids = []
+    for option in options:
+        full = tokenizer.encode(prefix + option, add_special_tokens=False)
+        if len(full) != len(base) + 1 or full[: len(base)] != base:
+            raise BackendError(f"option {option!r} is not a single token after {prefix!r} for this tokenizer")
+        ids.append(full[-1])
+    if len(set(ids)) != len(ids):
+        raise BackendError(f"options {list(options)} do not map to distinct tokens")
+    return ids

@@ -1,0 +1,113 @@
+"""transformers backend: batched, left-padded generation and one forward pass for scores."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from generation.backends.base import (
+    BackendError,
+    Generation,
+    GenerationParams,
+    Messages,
+    option_token_ids,
+    render_chat,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class TransformersBackend:
+    name = "transformers"
+
+    def __init__(self, model_path: str | Path, *, batch_size: int = 8, device: str | None = None) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(model_path)
+        if not (path / "config.json").is_file():
+            raise BackendError(f"model path {path} does not exist or is not a Hugging Face model directory")
+        self.model_path = str(path)
+        self.batch_size = max(1, batch_size)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.device).eval()
+        self._torch = torch
+
+    def _batches(self, prompts: list[str]) -> list[list[int]]:
+        """Indices grouped into batches of similar length (less padding), in a stable order."""
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def _encode(self, texts: list[str]) -> dict[str, Any]:
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    def generate(
+        self, conversations: Sequence[Messages], params: GenerationParams, *, assistant_prefix: str = ""
+    ) -> list[Generation]:
+        torch = self._torch
+        prompts = [render_chat(self.tokenizer, c, assistant_prefix) for c in conversations]
+        out: list[Generation | None] = [None] * len(prompts)
+        eos = self.tokenizer.eos_token_id
+        for batch in self._batches(prompts):
+            enc = self._encode([prompts[i] for i in batch])
+            kwargs: dict[str, Any] = {
+                "max_new_tokens": params.max_new_tokens,
+                "pad_token_id": self.tokenizer.pad_token_id,
+            }
+            if params.stop:
+                kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+            if params.temperature > 0:
+                torch.manual_seed(params.seed)
+                kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            with torch.inference_mode():
+                generated = self.model.generate(**enc, **kwargs)
+            width = enc["input_ids"].shape[1]
+            for row, i in enumerate(batch):
+                new = generated[row, width:].tolist()
+                finished = eos in new
+                if finished:
+                    new = new[: new.index(eos)]
+                while new and new[-1] == self.tokenizer.pad_token_id:
+                    new.pop()
+                text = self.tokenizer.decode(new, skip_special_tokens=True)
+                for stop in params.stop:  # like vLLM: the stop string itself is not returned
+                    if stop in text:
+                        text, finished = text[: text.index(stop)], True
+                out[i] = Generation(
+                    text=text,
+                    prompt_tokens=int(enc["attention_mask"][row].sum()),
+                    completion_tokens=len(new),
+                    finished=finished,
+                )
+        return [g for g in out if g is not None]
+
+    def score(
+        self, conversations: Sequence[Messages], options: Sequence[str], *, assistant_prefix: str
+    ) -> list[list[float]]:
+        torch = self._torch
+        ids = option_token_ids(self.tokenizer, assistant_prefix, options)
+        prompts = [render_chat(self.tokenizer, c, assistant_prefix) for c in conversations]
+        out: list[list[float]] = [[] for _ in prompts]
+        for batch in self._batches(prompts):
+            enc = self._encode([prompts[i] for i in batch])
+            with torch.inference_mode():
+                logits = self.model(**enc).logits[:, -1, :].float()  # left padding: last column is real
+            probs = torch.softmax(logits, dim=-1)[:, ids].tolist()
+            for row, i in enumerate(batch):
+                out[i] = probs[row]
+        return out
+
+    def unload(self) -> None:
+        self.model = None
+        if self.device.startswith("cuda"):
+            self._torch.cuda.empty_cache()

@@ -1,0 +1,73 @@
+"""One loaded backend per worker process, reused across jobs; switching model or kind unloads the old one."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from generation.backends.base import Backend, BackendError
+
+logger = logging.getLogger(__name__)
+KINDS = ("auto", "vllm", "transformers")
+
+_lock = threading.Lock()
+_current: tuple[tuple[str, str, tuple], Backend] | None = None
+
+
+def vllm_available() -> bool:
+    try:
+        import vllm  # noqa: F401
+    except Exception:  # ImportError, or a broken install (wrong torch): fall back
+        return False
+    return True
+
+
+def resolve_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise BackendError(f"unknown backend {kind!r}; expected one of {', '.join(KINDS)}")
+    if kind == "auto":
+        return "vllm" if vllm_available() else "transformers"
+    return kind
+
+
+def load_backend(kind: str, model_path: str | Path, **options: Any) -> Backend:
+    kind = resolve_kind(kind)
+    path = Path(model_path)
+    if not (path / "config.json").is_file():
+        raise BackendError(f"model path {path} does not exist or is not a Hugging Face model directory")
+    if kind == "vllm":
+        from generation.backends.vllm_backend import VLLMBackend
+
+        return VLLMBackend(path, **options)
+    from generation.backends.hf import TransformersBackend
+
+    return TransformersBackend(path, **{k: v for k, v in options.items() if k in ("batch_size", "device")})
+
+
+def get_backend(kind: str, model_path: str | Path, **options: Any) -> Backend:
+    """The process's backend for (kind, model_path, options), loading it (once) if needed."""
+    global _current
+    key = (resolve_kind(kind), str(Path(model_path).resolve()), tuple(sorted(options.items())))
+    with _lock:
+        if _current is not None and _current[0] == key:
+            return _current[1]
+        release()
+        logger.info("loading %s backend for %s", key[0], key[1])
+        backend = load_backend(key[0], key[1], **options)
+        _current = (key, backend)
+        return backend
+
+
+def release() -> None:
+    """Unload the current backend, if any (called before loading another one)."""
+    global _current
+    if _current is not None:
+        logger.info("unloading %s backend for %s", _current[0][0], _current[0][1])
+        try:
+            _current[1].unload()
+        finally:
+            _current = None
+            gc.collect()

@@ -1,0 +1,105 @@
+"""A round's configuration: defaults, validation and its hash. Pure.
+
+The config is frozen at launch (merged with these defaults, validated, hashed); every candidate's lineage
+carries the hash, so two artifacts made under different settings can never be confused.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+from generation.pipeline.prompts import prompt_versions
+
+ORDERS = {
+    # DESIGN.md step 4: filter then rewrite (default), or rewrite then filter.
+    "filter_rewrite": ("augment", "curate", "rewrite"),
+    "rewrite_filter": ("augment", "rewrite", "curate"),
+}
+MODEL_STAGES = ("augment", "curate", "rewrite")
+BACKENDS = ("auto", "vllm", "transformers")
+
+DEFAULTS: dict[str, Any] = {
+    "backend": "auto",
+    "models": {"augment": None, "curate": None, "rewrite": None},  # None: the round's base/backward/forward model
+    "sample_size": 200,
+    "chunk_size": 16,
+    "batch_size": 8,
+    "seed": 0,
+    "max_segment_chars": 6000,
+    "order": "filter_rewrite",
+    "curation": {"threshold": 4.5, "top_k": None, "rationale": False},
+    "generation": {
+        "augment_max_new_tokens": 64,
+        "rewrite_max_new_tokens": 512,
+        "rationale_max_new_tokens": 160,
+        "temperature": 0.0,
+    },
+}
+
+
+class ConfigError(ValueError):
+    """A config value is wrong; the message names the key."""
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any], path: str = "") -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        where = f"{path}{key}"
+        if key not in base and key != "prompts":
+            raise ConfigError(f"unknown config key {where!r}")
+        if isinstance(base.get(key), dict) and isinstance(value, dict):
+            out[key] = _merge(base[key], value, f"{where}.")
+        else:
+            out[key] = value
+    return out
+
+
+def _positive_int(config: dict[str, Any], key: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+
+
+def validate(override: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults merged with `override`, checked; includes the prompt versions in use."""
+    config = _merge(DEFAULTS, override or {})
+    if config["backend"] not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {config['backend']!r}")
+    if config["order"] not in ORDERS:
+        raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {config['order']!r}")
+    for key in ("sample_size", "chunk_size", "batch_size", "max_segment_chars"):
+        _positive_int(config, key, config[key])
+    for key, value in config["generation"].items():
+        if key.endswith("max_new_tokens"):
+            _positive_int(config, f"generation.{key}", value)
+    temperature = config["generation"]["temperature"]
+    if not isinstance(temperature, int | float) or temperature < 0:
+        raise ConfigError(f"generation.temperature must be >= 0, got {temperature!r}")
+    cur = config["curation"]
+    if (cur["threshold"] is None) == (cur["top_k"] is None):
+        raise ConfigError("curation needs exactly one of threshold (1–5) or top_k")
+    if cur["threshold"] is not None and not (isinstance(cur["threshold"], int | float) and 1 <= cur["threshold"] <= 5):
+        raise ConfigError(f"curation.threshold must be between 1 and 5, got {cur['threshold']!r}")
+    if cur["top_k"] is not None:
+        _positive_int(config, "curation.top_k", cur["top_k"])
+    for stage, path in config["models"].items():
+        if stage not in MODEL_STAGES:
+            raise ConfigError(f"models.{stage}: not a model stage ({', '.join(MODEL_STAGES)})")
+        if path is not None and not isinstance(path, str):
+            raise ConfigError(f"models.{stage} must be a model directory path or null")
+    config.setdefault("prompts", prompt_versions())
+    return config
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def stage_order(config: dict[str, Any]) -> tuple[str, ...]:
+    return ORDERS[config["order"]]
+
+
+def chunked(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -1,0 +1,446 @@
+"""The model stages of a round (DESIGN.md steps 2–4): augment, curate, rewrite.
+
+A stage is launched once: its items are fixed and split into chunks, one Job row each (unique per round, stage,
+chunk). A chunk runs on a backend loaded once per worker process, computes everything in memory, then writes all
+its results and marks its job done in ONE transaction, keyed by (round, segment): a retried or re-delivered
+chunk never duplicates. When the last chunk of a stage is done, the round moves to the next stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+from django.db.models import CharField, Exists, OuterRef, Value
+from django.db.models.functions import MD5, Cast, Concat
+from django.utils import timezone
+
+from annotation.models import Candidate
+from generation import queue, services
+from generation.backends.base import Backend, BackendError, GenerationParams
+from generation.backends.registry import get_backend
+from generation.models import Job, ModelVersion, Round, Segment
+from generation.pipeline import config as round_config
+from generation.pipeline import parsing, prompts, scoring
+
+logger = logging.getLogger(__name__)
+STAGES = round_config.MODEL_STAGES
+
+
+class StageError(RuntimeError):
+    """A stage cannot run (bad state, bad model path); `permanent` says retrying will not help."""
+
+    def __init__(self, message: str, *, permanent: bool = True) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class JobCancelled(Exception):
+    """The job's row was cancelled while it ran: stop, write nothing."""
+
+
+# --- launching --------------------------------------------------------------------------------------------
+
+
+def _augment_items(rnd: Round) -> list[int]:
+    """Sample segments of the round's corpus not used by an earlier round; deterministic for a seed."""
+    cfg = rnd.config
+    used_elsewhere = Candidate.objects.filter(segment=OuterRef("pk")).exclude(round=rnd)
+    order_key = MD5(Concat(Cast("id", CharField()), Value(f":{cfg['seed']}")))
+    qs = (
+        Segment.objects.filter(corpus=rnd.corpus)
+        .annotate(used=Exists(used_elsewhere), order_key=order_key)
+        .filter(used=False)
+        .order_by("order_key")
+        .values_list("id", flat=True)
+    )
+    return list(qs[: cfg["sample_size"]])
+
+
+def _stage_items(rnd: Round, stage: str) -> list[int]:
+    """The ids a stage works on: segment ids for augment, candidate ids for curate and rewrite."""
+    if stage == "augment":
+        return _augment_items(rnd)
+    order = round_config.stage_order(rnd.config)
+    candidates = rnd.candidates.exclude(status=Candidate.Status.ERROR)
+    if stage == "curate":
+        # After a rewrite (rewrite→filter) only pairs that got a rewrite are scored.
+        if order.index("rewrite") < order.index("curate"):
+            candidates = candidates.exclude(rewritten_response="")
+        return list(candidates.filter(status=Candidate.Status.AUGMENTED).values_list("id", flat=True))
+    if stage == "rewrite":
+        wanted = Candidate.Status.KEPT if order.index("curate") < order.index("rewrite") else Candidate.Status.AUGMENTED
+        return list(candidates.filter(status=wanted).values_list("id", flat=True))
+    raise StageError(f"unknown stage {stage!r}")
+
+
+@transaction.atomic
+def stage_launch(*, round: Round, stage: str, enqueue: bool = True) -> list[Job]:
+    """Create the stage's chunk jobs (once) and put them on the `gpu` queue. Idempotent."""
+    if stage not in STAGES:
+        raise StageError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
+    rnd = Round.objects.select_for_update().get(pk=round.pk)
+    existing = list(rnd.jobs.filter(stage=stage).order_by("chunk"))
+    if existing:
+        return existing
+    items = _stage_items(rnd, stage)
+    chunks = round_config.chunked(items, rnd.config["chunk_size"])
+    jobs = Job.objects.bulk_create(
+        [
+            Job(round=rnd, stage=stage, chunk=i, queue="gpu", payload={"ids": ids}, progress_total=len(ids))
+            for i, ids in enumerate(chunks)
+        ]
+    )
+    Round.objects.filter(pk=rnd.pk).update(state=stage, started_at=rnd.started_at or timezone.now(), error="")
+    if enqueue:
+        for job in jobs:
+            queue.enqueue_job(job)
+    if not jobs:  # nothing to do (e.g. curation kept nothing): move on at once
+        transaction.on_commit(lambda: stage_advance(round_id=rnd.pk, stage=stage))
+    logger.info("round %s: launched %s with %d items in %d chunks", rnd.number, stage, len(items), len(jobs))
+    return jobs
+
+
+def stage_cancel(*, round: Round, stage: str) -> int:
+    """Cancel the stage's unfinished chunks; running ones stop at their next progress report."""
+    n = 0
+    for job in round.jobs.filter(stage=stage, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]):
+        n += services.job_cancel(job=job)
+    return n
+
+
+def stage_retry(*, round: Round, stage: str) -> int:
+    """Re-queue the stage's failed and cancelled chunks; the round goes back to that stage."""
+    n = 0
+    for job in round.jobs.filter(stage=stage, status__in=[Job.Status.FAILED, Job.Status.CANCELLED]):
+        n += services.job_retry(job=job)
+    if n:
+        Round.objects.filter(pk=round.pk).update(state=stage, error="")
+    return n
+
+
+def stage_progress(*, round: Round, stage: str) -> dict[str, Any]:
+    """Done/total items over the stage's chunks, items/s and ETA (for the UI and the CLI)."""
+    jobs = list(round.jobs.filter(stage=stage))
+    done = sum(j.progress_done for j in jobs)
+    total = sum(j.progress_total for j in jobs)
+    started = [j.started_at for j in jobs if j.started_at]
+    elapsed = (timezone.now() - min(started)).total_seconds() if started else 0.0
+    rate = done / elapsed if elapsed > 0 and done else 0.0
+    by_status: dict[str, int] = {}
+    for j in jobs:
+        by_status[j.status] = by_status.get(j.status, 0) + 1
+    return {
+        "done": done,
+        "total": total,
+        "items_per_s": rate,
+        "eta_s": (total - done) / rate if rate else None,
+        "chunks": by_status,
+        "launched": bool(jobs),
+    }
+
+
+def stage_advance(*, round_id: int, stage: str) -> str | None:
+    """If every chunk of `stage` is done: finish the stage and launch the next. Returns the next state."""
+    with transaction.atomic():
+        rnd = Round.objects.select_for_update().get(pk=round_id)
+        if rnd.state != stage:
+            return None  # already advanced by another chunk, or cancelled/failed
+        if rnd.jobs.filter(stage=stage).exclude(status=Job.Status.DONE).exists():
+            return None
+        if stage == "curate":
+            _curation_apply_keep(rnd)
+        order = round_config.stage_order(rnd.config)
+        following = order[order.index(stage) + 1 :]
+        if not following:
+            Round.objects.filter(pk=rnd.pk).update(state=Round.State.REVIEW)
+            return Round.State.REVIEW
+    stage_launch(round=rnd, stage=following[0])
+    return following[0]
+
+
+def _curation_apply_keep(rnd: Round) -> None:
+    """Keep by threshold or top-k over all scored pairs of the round (top-k needs the whole stage)."""
+    cur = rnd.config["curation"]
+    scored = list(rnd.candidates.filter(status=Candidate.Status.AUGMENTED, score__isnull=False).only("id", "score"))
+    keep = scoring.keep_decisions([c.score for c in scored], threshold=cur["threshold"], top_k=cur["top_k"])
+    kept = [c.id for c, k in zip(scored, keep, strict=True) if k]
+    dropped = [c.id for c, k in zip(scored, keep, strict=True) if not k]
+    Candidate.objects.filter(id__in=kept).update(status=Candidate.Status.KEPT)
+    Candidate.objects.filter(id__in=dropped).update(status=Candidate.Status.DROPPED)
+
+
+# --- running a chunk ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChunkStats:
+    items: int = 0
+    errors: int = 0
+    truncated: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        tokens = self.prompt_tokens + self.completion_tokens
+        return {
+            "items": self.items,
+            "errors": self.errors,
+            "truncated": self.truncated,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "seconds": round(self.seconds, 3),
+            "completion_tokens_per_s": round(self.completion_tokens / self.seconds, 2) if self.seconds else 0.0,
+            "tokens_per_s": round(tokens / self.seconds, 2) if self.seconds else 0.0,
+            **self.extra,
+        }
+
+
+def _model_for(rnd: Round, stage: str) -> tuple[str, bool]:
+    """(model path, is a fine-tuned backward model) for a stage of this round."""
+    configured = rnd.config["models"].get(stage)
+    if configured:
+        return configured, False
+    if stage == "augment" and rnd.backward_model_id:
+        return rnd.backward_model.path, rnd.backward_model.role == ModelVersion.Role.BACKWARD
+    if stage == "curate" and rnd.curation_model_id:
+        return rnd.curation_model.path, False
+    return rnd.base_model.path, False
+
+
+def _backend_for(rnd: Round, stage: str) -> tuple[Backend, str, bool]:
+    path, finetuned = _model_for(rnd, stage)
+    if not Path(path, "config.json").is_file():
+        raise StageError(f"model path {path} for stage {stage} does not exist or is not a Hugging Face model directory")
+    try:
+        backend = get_backend(rnd.config["backend"], path, batch_size=rnd.config["batch_size"])
+    except BackendError as exc:
+        raise StageError(str(exc), permanent=exc.permanent) from exc
+    return backend, path, finetuned
+
+
+def _check_not_cancelled(job: Job) -> None:
+    if Job.objects.filter(pk=job.pk, status=Job.Status.CANCELLED).exists():
+        raise JobCancelled(f"job {job.pk} was cancelled")
+
+
+def _in_batches(
+    job: Job, items: list[Any], batch_size: int, work: Callable[[list[Any]], None], stats: ChunkStats
+) -> None:
+    """Run `work` over `items` in batches, reporting progress (and checking for cancel) after each."""
+    started = time.monotonic()
+    for i in range(0, len(items), batch_size):
+        _check_not_cancelled(job)
+        work(items[i : i + batch_size])
+        services.job_progress(job=job, done=min(i + batch_size, len(items)))
+    stats.seconds = time.monotonic() - started
+
+
+def _lineage(rnd: Round, stage: str, model_path: str, backend: Backend, **more: Any) -> dict[str, Any]:
+    return {
+        f"{stage}_model": model_path,
+        f"{stage}_backend": backend.name,
+        f"{stage}_prompt": rnd.config["prompts"].get(
+            {"augment": "backward", "curate": "curate", "rewrite": "rewrite"}[stage]
+        ),
+        "config_hash": rnd.config_hash,
+        **more,
+    }
+
+
+def run_augment(job: Job) -> dict[str, Any]:
+    rnd = job.round
+    cfg = rnd.config
+    backend, model_path, finetuned = _backend_for(rnd, "augment")
+    segments = {s.id: s for s in Segment.objects.filter(id__in=job.payload["ids"])}
+    ids = [i for i in job.payload["ids"] if i in segments]
+    params = GenerationParams(
+        max_new_tokens=cfg["generation"]["augment_max_new_tokens"],
+        temperature=cfg["generation"]["temperature"],
+        seed=cfg["seed"],
+    )
+    prefix = "" if finetuned else prompts.BACKWARD_PREFIX
+    stats = ChunkStats(items=len(ids))
+    rows: list[Candidate] = []
+
+    def work(batch: list[int]) -> None:
+        texts = []
+        for sid in batch:
+            text, cut = prompts.truncate(parsing.clean_text(segments[sid].text), cfg["max_segment_chars"])
+            texts.append((text, cut))
+        outputs = backend.generate(
+            [prompts.backward_messages(t, finetuned=finetuned) for t, _ in texts], params, assistant_prefix=prefix
+        )
+        for sid, (text, cut), out in zip(batch, texts, outputs, strict=True):
+            stats.prompt_tokens += out.prompt_tokens
+            stats.completion_tokens += out.completion_tokens
+            stats.truncated += cut
+            instruction = parsing.parse_instruction(out.text)
+            lineage = _lineage(rnd, "augment", model_path, backend, segment_chars=len(segments[sid].text))
+            if cut:
+                lineage["truncated_to"] = len(text)
+            if instruction is None:
+                stats.errors += 1
+            rows.append(
+                Candidate(
+                    round=rnd,
+                    segment_id=sid,
+                    instruction=instruction or "",
+                    status=Candidate.Status.AUGMENTED if instruction else Candidate.Status.ERROR,
+                    error="" if instruction else f"unparseable instruction from the model: {out.text[:300]!r}",
+                    lineage=lineage,
+                )
+            )
+
+    _in_batches(job, ids, cfg["batch_size"], work, stats)
+    with transaction.atomic():
+        _check_not_cancelled(job)
+        Candidate.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["round", "segment"],
+            update_fields=["instruction", "status", "error", "lineage", "updated_at"],
+        )
+        services.job_succeed(job=job, result=stats.as_dict())
+    return stats.as_dict()
+
+
+def run_curate(job: Job) -> dict[str, Any]:
+    rnd = job.round
+    cfg = rnd.config
+    backend, model_path, _ = _backend_for(rnd, "curate")
+    candidates = {c.id: c for c in Candidate.objects.filter(id__in=job.payload["ids"]).select_related("segment")}
+    ids = [i for i in job.payload["ids"] if i in candidates]
+    rationale = cfg["curation"]["rationale"]
+    stats = ChunkStats(items=len(ids), extra={"parsed_scores": 0, "unparseable_scores": 0})
+
+    def work(batch: list[int]) -> None:
+        pairs = []
+        for cid in batch:
+            c = candidates[cid]
+            response = c.rewritten_response or c.segment.text
+            text, cut = prompts.truncate(parsing.clean_text(response), cfg["max_segment_chars"])
+            stats.truncated += cut
+            pairs.append((c.instruction, text))
+        probs = backend.score(
+            [prompts.curate_messages(x, y) for x, y in pairs],
+            prompts.SCORE_OPTIONS,
+            assistant_prefix=prompts.SCORE_PREFIX,
+        )
+        outputs = None
+        if rationale:
+            outputs = backend.generate(
+                [prompts.curate_messages(x, y, rationale=True) for x, y in pairs],
+                GenerationParams(max_new_tokens=cfg["generation"]["rationale_max_new_tokens"]),
+            )
+        for n, cid in enumerate(batch):
+            c = candidates[cid]
+            dist = scoring.normalize(probs[n])
+            c.score_distribution = dist
+            c.score = scoring.expected_score(dist)
+            c.lineage = {
+                **c.lineage,
+                **_lineage(rnd, "curate", model_path, backend),
+                "curate_option_mass": round(sum(probs[n]), 4),
+            }
+            if outputs is not None:
+                out = outputs[n]
+                stats.completion_tokens += out.completion_tokens
+                c.parsed_score = parsing.parse_score(out.text)
+                c.rationale = parsing.parse_rationale(out.text)
+                stats.extra["parsed_scores" if c.parsed_score else "unparseable_scores"] += 1
+
+    _in_batches(job, ids, cfg["batch_size"], work, stats)
+    with transaction.atomic():
+        _check_not_cancelled(job)
+        Candidate.objects.bulk_update(
+            [candidates[i] for i in ids],
+            ["score", "score_distribution", "parsed_score", "rationale", "lineage"],
+        )
+        services.job_succeed(job=job, result=stats.as_dict())
+    return stats.as_dict()
+
+
+def run_rewrite(job: Job) -> dict[str, Any]:
+    rnd = job.round
+    cfg = rnd.config
+    backend, model_path, _ = _backend_for(rnd, "rewrite")
+    candidates = {c.id: c for c in Candidate.objects.filter(id__in=job.payload["ids"]).select_related("segment")}
+    ids = [i for i in job.payload["ids"] if i in candidates]
+    params = GenerationParams(
+        max_new_tokens=cfg["generation"]["rewrite_max_new_tokens"],
+        temperature=cfg["generation"]["temperature"],
+        seed=cfg["seed"],
+        stop=(prompts.REWRITE_CLOSE,),
+    )
+    stats = ChunkStats(items=len(ids))
+
+    def work(batch: list[int]) -> None:
+        convs = []
+        for cid in batch:
+            c = candidates[cid]
+            text, cut = prompts.truncate(parsing.clean_text(c.segment.text), cfg["max_segment_chars"])
+            stats.truncated += cut
+            convs.append(prompts.rewrite_messages(c.instruction, text))
+        outputs = backend.generate(convs, params, assistant_prefix=prompts.REWRITE_PREFIX)
+        for cid, out in zip(batch, outputs, strict=True):
+            c = candidates[cid]
+            stats.prompt_tokens += out.prompt_tokens
+            stats.completion_tokens += out.completion_tokens
+            rewritten = parsing.parse_rewrite(out.text, prefix=prompts.REWRITE_PREFIX)
+            c.rewritten_response = rewritten or ""
+            c.lineage = {**c.lineage, **_lineage(rnd, "rewrite", model_path, backend)}
+            if rewritten is None:
+                stats.errors += 1
+                c.lineage["rewrite_error"] = f"unparseable rewrite: {out.text[:300]!r}"
+
+    _in_batches(job, ids, cfg["batch_size"], work, stats)
+    with transaction.atomic():
+        _check_not_cancelled(job)
+        Candidate.objects.bulk_update([candidates[i] for i in ids], ["rewritten_response", "lineage"])
+        services.job_succeed(job=job, result=stats.as_dict())
+    return stats.as_dict()
+
+
+RUNNERS: dict[str, Callable[[Job], dict[str, Any]]] = {
+    "augment": run_augment,
+    "curate": run_curate,
+    "rewrite": run_rewrite,
+}
+
+
+# --- heartbeat --------------------------------------------------------------------------------------------
+
+
+class Heartbeat:
+    """Beats the job's heartbeat every `interval` seconds from a thread while a long batch runs."""
+
+    def __init__(self, job_id: int, interval: float = 5.0) -> None:
+        self.job_id, self.interval = job_id, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self._stop.wait(self.interval):
+                Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 5)

@@ -1,0 +1,42 @@
+"""The RQ worker Backforth runs: one process keeps its model loaded across jobs, and reconciles.
+
+`SimpleWorker` runs jobs in the worker process itself (no fork per job), so the backend loaded by the first
+chunk serves every later one (generation/backends/registry.py). While idle it wakes every
+`maintenance_interval` seconds to run `jobs_reconcile`, so work lost to a flushed Redis or a killed worker is
+put back without anyone noticing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from rq.worker import SimpleWorker
+
+logger = logging.getLogger(__name__)
+
+
+class BackforthWorker(SimpleWorker):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("maintenance_interval", int(os.environ.get("BACKFORTH_RECONCILE_INTERVAL", "30")))
+        super().__init__(*args, **kwargs)
+
+    @property
+    def dequeue_timeout(self) -> int:
+        # RQ blocks for ~400 s waiting for a job; wake up often enough to reconcile on time.
+        return max(1, min(self.worker_ttl - 15, self.maintenance_interval))
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        from django.db import close_old_connections
+
+        from generation.services import jobs_reconcile
+
+        close_old_connections()
+        try:
+            jobs_reconcile(stale_after=float(os.environ.get("BACKFORTH_STALE_AFTER", "60")))
+        except Exception:  # maintenance must never kill the worker
+            logger.exception("reconcile failed")
+        finally:
+            close_old_connections()
