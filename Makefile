@@ -8,13 +8,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help venv services migrate model demo serve stop test test-fast lint format clean
+.PHONY: help venv services migrate model demo serve stop test test-fast lint format clean bench
 
 help:
 	@echo "make demo       set everything up and serve the demo on http://127.0.0.1:8000"
 	@echo "make test       set everything up and run the whole test suite"
 	@echo "make test-fast  only the fast tests (no model, no browser)"
 	@echo "make stop       stop the web server and the worker"
+	@echo "make bench      speed benchmarks, ours vs a baseline side by side (bench/results.json)"
 	@echo "make lint       ruff check + format check"
 
 $(STAMP): requirements.txt requirements-dev.txt scripts/bootstrap.sh
@@ -37,6 +38,8 @@ demo: model
 	@$(PY) manage.py demo_data
 	@$(PY) manage.py collectstatic --noinput -v 0
 	@scripts/serve.sh start
+	@echo "[demo] generating a first round on the embedded model (backtranslate, curate, rewrite: a few minutes)"
+	@$(PY) manage.py launch_round --sample-size $${DEMO_SAMPLE:-24} --chunk-size 8 --top-k 8 --wait --unless-exists
 	@echo
 	@echo "Backforth is running: http://127.0.0.1:$${BACKFORTH_PORT:-8000}/  (log in with a demo user above)"
 	@echo "System status: http://127.0.0.1:$${BACKFORTH_PORT:-8000}/status/   Logs: var/log/"
@@ -64,3 +67,8 @@ format: venv
 
 clean: stop
 	rm -rf $(VENV) var/staticfiles
+
+bench: model
+	@echo "[bench] generation benchmarks (writes bench/results.json; takes several minutes)"
+	@$(PY) -m bench.generation
+	@echo "[bench] results in bench/results.json"

@@ -12,6 +12,13 @@ urlpatterns = [
     path("seed/", annotation_views.seed_list, name="seed-list"),
     path("status/", generation_views.status, name="status"),
     path("status/ping/", generation_views.status_ping, name="status-ping"),
+    path("rounds/", generation_views.round_list, name="round-list"),
+    path("rounds/<int:number>/", generation_views.round_detail, name="round-detail"),
+    path(
+        "rounds/<int:number>/stages/<str:stage>/<str:action>/",
+        generation_views.round_stage_action,
+        name="round-stage-action",
+    ),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
 ]

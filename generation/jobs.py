@@ -45,10 +45,17 @@ def worker_name() -> str:
 
 def run_job(job_id: int) -> str:
     """Entry point of every RQ job (and of the CLI). Returns the final status (also stored on the row)."""
-    close_old_connections()  # a long-lived worker process: never reuse a connection the server dropped
+    _drop_stale_connections()
     try:
         return _run_claimed(job_id)
     finally:
+        _drop_stale_connections()
+
+
+def _drop_stale_connections() -> None:
+    """A long-lived worker process must not reuse a connection the server dropped. (Inside an atomic block,
+    e.g. the CLI wrapped in a transaction or a test, the connection is in use and is left alone.)"""
+    if not connection.in_atomic_block:
         close_old_connections()
 
 

@@ -105,3 +105,30 @@ def overview_counts() -> dict[str, Any]:
         "candidates": Candidate.objects.count(),
         "models": ModelVersion.objects.count(),
     }
+
+
+def round_stages(rnd: Round) -> list[dict[str, Any]]:
+    """Per model stage of the round: progress, chunk states and the errors of failed chunks."""
+    from generation.pipeline.config import stage_order
+    from generation.stages import stage_progress
+
+    rows = []
+    for stage in stage_order(rnd.config):
+        progress = stage_progress(round=rnd, stage=stage)
+        failed = list(rnd.jobs.filter(stage=stage, status=Job.Status.FAILED).order_by("chunk")[:5])
+        rows.append(
+            {
+                "name": stage,
+                "current": rnd.state == stage,
+                **progress,
+                "percent": round(100 * progress["done"] / progress["total"]) if progress["total"] else 0,
+                "failed_jobs": failed,
+                "can_cancel": progress["chunks"].get("queued", 0) + progress["chunks"].get("running", 0) > 0,
+                "can_retry": progress["chunks"].get("failed", 0) + progress["chunks"].get("cancelled", 0) > 0,
+            }
+        )
+    return rows
+
+
+def round_candidate_counts(rnd: Round) -> dict[str, int]:
+    return dict(rnd.candidates.values_list("status").annotate(n=Count("id")).order_by())

@@ -27,6 +27,16 @@ class BackforthWorker(SimpleWorker):
         # RQ blocks for ~400 s waiting for a job; wake up often enough to reconcile on time.
         return max(1, min(self.worker_ttl - 15, self.maintenance_interval))
 
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            # vLLM's engine runs in a child process that waits for its parent: shut it down before Python's
+            # exit handlers join it, or the worker never exits.
+            from generation.backends.registry import release
+
+            release()
+
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
         from django.db import close_old_connections

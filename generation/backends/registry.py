@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import gc
 import logging
 import threading
@@ -15,6 +16,7 @@ KINDS = ("auto", "vllm", "transformers")
 
 _lock = threading.Lock()
 _current: tuple[tuple[str, str, tuple], Backend] | None = None
+_atexit_registered = False
 
 
 def vllm_available() -> bool:
@@ -49,7 +51,7 @@ def load_backend(kind: str, model_path: str | Path, **options: Any) -> Backend:
 
 def get_backend(kind: str, model_path: str | Path, **options: Any) -> Backend:
     """The process's backend for (kind, model_path, options), loading it (once) if needed."""
-    global _current
+    global _current, _atexit_registered
     key = (resolve_kind(kind), str(Path(model_path).resolve()), tuple(sorted(options.items())))
     with _lock:
         if _current is not None and _current[0] == key:
@@ -58,14 +60,21 @@ def get_backend(kind: str, model_path: str | Path, **options: Any) -> Backend:
         logger.info("loading %s backend for %s", key[0], key[1])
         backend = load_backend(key[0], key[1], **options)
         _current = (key, backend)
+        if not _atexit_registered:
+            # Runs before multiprocessing's own exit handler (registered earlier), so a vLLM engine child is
+            # shut down instead of joined forever.
+            atexit.register(release, quiet=True)
+            _atexit_registered = True
         return backend
 
 
-def release() -> None:
-    """Unload the current backend, if any (called before loading another one)."""
+def release(*, quiet: bool = False) -> None:
+    """Unload the current backend, if any (before loading another one, and at exit: quietly, as logging
+    streams may already be closed then)."""
     global _current
     if _current is not None:
-        logger.info("unloading %s backend for %s", _current[0][0], _current[0][1])
+        if not quiet:
+            logger.info("unloading %s backend for %s", _current[0][0], _current[0][1])
         try:
             _current[1].unload()
         finally:

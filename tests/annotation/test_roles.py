@@ -10,7 +10,7 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 # url name -> the lowest role that may GET it (None: any logged-in user)
-PAGES = {"home": None, "seed-list": CURATOR, "status": ADMIN}
+PAGES = {"home": None, "seed-list": CURATOR, "status": ADMIN, "round-list": ADMIN}
 RANK = {None: -1, **{r: i for i, r in enumerate(ROLES)}}
 
 

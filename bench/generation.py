@@ -1,0 +1,185 @@
+"""Generation benchmarks (issue 3). Run with `make bench` (or `.venv/bin/python -m bench.generation`).
+
+- generation.vllm_vs_transformers  vLLM vs transformers batched (and one at a time), same prompts, tokens/s
+- generation.logprob_vs_generative logprob scoring vs rationale-then-"Score: N" on the same real pairs, pairs/s
+- generation.e2e_vs_engine         backtranslation through RQ + PostgreSQL vs the bare engine, tokens/s
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from bench.common import ROOT, record, setup_django, timed, web_segments
+
+N_SEGMENTS = int(os.environ.get("BENCH_SEGMENTS", "256"))
+N_COMPARE = int(os.environ.get("BENCH_COMPARE", "64"))
+N_ONE_AT_A_TIME = int(os.environ.get("BENCH_ONE_AT_A_TIME", "8"))
+AUGMENT_TOKENS = 64
+
+
+def backtranslation_prompts(segments: list[str]):
+    from generation.pipeline import parsing, prompts
+
+    return [prompts.backward_messages(prompts.truncate(parsing.clean_text(s), 6000)[0]) for s in segments]
+
+
+def tokens_per_s(outputs, seconds: float) -> float:
+    return sum(o.completion_tokens for o in outputs) / seconds
+
+
+def bench_backends(model: str, segments: list[str]) -> None:
+    from generation.backends.base import GenerationParams
+    from generation.backends.hf import TransformersBackend
+    from generation.backends.vllm_backend import VLLMBackend
+    from generation.pipeline import prompts
+
+    convs = backtranslation_prompts(segments[:N_COMPARE])
+    params = GenerationParams(max_new_tokens=AUGMENT_TOKENS)
+    pre = prompts.BACKWARD_PREFIX
+
+    hf = TransformersBackend(model, batch_size=16)
+    hf.generate(convs[:2], params, assistant_prefix=pre)  # warm-up
+    batched, t_batched = timed(lambda: hf.generate(convs, params, assistant_prefix=pre))
+    hf.batch_size = 1
+    single, t_single = timed(lambda: hf.generate(convs[:N_ONE_AT_A_TIME], params, assistant_prefix=pre))
+    hf.unload()
+
+    vl = VLLMBackend(model)
+    vl.generate(convs[:2], params, assistant_prefix=pre)
+    fast, t_fast = timed(lambda: vl.generate(convs, params, assistant_prefix=pre))
+    record(
+        "generation.vllm_vs_transformers",
+        value=tokens_per_s(fast, t_fast),
+        unit="completion tokens/s",
+        baseline=tokens_per_s(batched, t_batched),
+        transformers_one_at_a_time=round(tokens_per_s(single, t_single), 2),
+        prompts=len(convs),
+        max_new_tokens=AUGMENT_TOKENS,
+    )
+    bench_scoring(vl, segments)
+    vl.unload()
+
+
+def bench_scoring(backend, segments: list[str]) -> None:
+    """Logprob scoring (one forward pass) vs the papers' generative scoring, on the same real pairs."""
+    from generation.backends.base import GenerationParams
+    from generation.pipeline import parsing, prompts, scoring
+
+    # Real pairs: each web passage with an instruction the backward prompt wrote for it.
+    convs = backtranslation_prompts(segments)
+    written = backend.generate(
+        convs, GenerationParams(max_new_tokens=AUGMENT_TOKENS), assistant_prefix=prompts.BACKWARD_PREFIX
+    )
+    pairs = [
+        (parsing.parse_instruction(o.text) or "Explain this text.", s) for o, s in zip(written, segments, strict=True)
+    ]
+    logprob_convs = [prompts.curate_messages(x, prompts.truncate(y, 6000)[0]) for x, y in pairs]
+    gen_convs = [prompts.curate_messages(x, prompts.truncate(y, 6000)[0], rationale=True) for x, y in pairs]
+
+    probs, t_lp = timed(
+        lambda: backend.score(logprob_convs, prompts.SCORE_OPTIONS, assistant_prefix=prompts.SCORE_PREFIX)
+    )
+    outs, t_gen = timed(lambda: backend.generate(gen_convs, GenerationParams(max_new_tokens=160)))
+    valid_lp = sum(1 for p in probs if 1.0 <= scoring.expected_score(p) <= 5.0)
+    valid_gen = sum(1 for o in outs if parsing.parse_score(o.text) is not None)
+    record(
+        "generation.logprob_vs_generative",
+        value=len(pairs) / t_lp,
+        unit="pairs/s",
+        baseline=len(pairs) / t_gen,
+        pairs=len(pairs),
+        valid_share_logprob=round(valid_lp / len(pairs), 4),
+        valid_share_generative=round(valid_gen / len(pairs), 4),
+        engine=backend.name,
+    )
+
+
+def bench_end_to_end(model: str, segments: list[str]) -> None:
+    """The same backtranslation through Backforth (PostgreSQL rows, RQ, a warm worker) vs the bare engine."""
+    from django.db import connection
+
+    from generation import services, stages
+    from generation.backends.base import GenerationParams
+    from generation.backends.vllm_backend import VLLMBackend
+    from generation.models import Corpus, Job, ModelVersion
+    from generation.pipeline import prompts
+
+    # Bare engine, all prompts in one call: its best case.
+    engine = VLLMBackend(model)
+    params = GenerationParams(max_new_tokens=AUGMENT_TOKENS)
+    convs = backtranslation_prompts(segments)
+    engine.generate(convs[:2], params, assistant_prefix=prompts.BACKWARD_PREFIX)
+    bare, t_bare = timed(lambda: engine.generate(convs, params, assistant_prefix=prompts.BACKWARD_PREFIX))
+    engine.unload()
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    corpus = Corpus.objects.create(name=f"bench {stamp}")
+    services.corpus_add_passages(corpus=corpus, passages=[{"text": s} for s in segments])
+    warm_corpus = Corpus.objects.create(name=f"bench warm-up {stamp}")
+    services.corpus_add_passages(corpus=warm_corpus, passages=[{"text": s} for s in segments[:2]])
+    base, _ = ModelVersion.objects.get_or_create(role="base", path=model, defaults={"name": "bench"})
+    cfg = {
+        "backend": "vllm",
+        "sample_size": len(segments),
+        "chunk_size": 64,
+        "batch_size": 64,
+        "generation": {"augment_max_new_tokens": AUGMENT_TOKENS},
+        "order": "filter_rewrite",
+    }
+    warm = services.round_create(corpus=warm_corpus, base_model=base, config={**cfg, "sample_size": 2})
+    rnd = services.round_create(corpus=corpus, base_model=base, config=cfg)
+    connection.close()
+
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "rqworker", "gpu", "--worker-class", "generation.worker.BackforthWorker"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        stages.stage_launch(round=warm, stage="augment")  # loads the model in the worker
+        _wait(lambda: not warm.jobs.filter(stage="augment").exclude(status=Job.Status.DONE).exists(), 900)
+        started = time.perf_counter()
+        stages.stage_launch(round=rnd, stage="augment")
+        _wait(lambda: not rnd.jobs.filter(stage="augment").exclude(status=Job.Status.DONE).exists(), 1800)
+        t_e2e = time.perf_counter() - started
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    jobs = list(rnd.jobs.filter(stage="augment"))
+    e2e_tokens = sum(j.result["completion_tokens"] for j in jobs)
+    stages.stage_cancel(round=rnd, stage="curate")  # the benchmark stops after augment
+    record(
+        "generation.e2e_vs_engine",
+        value=e2e_tokens / t_e2e,
+        unit="completion tokens/s",
+        baseline=tokens_per_s(bare, t_bare),
+        segments=len(segments),
+        candidates_written=rnd.candidates.count(),
+        chunks=len(jobs),
+    )
+
+
+def _wait(done, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise SystemExit("benchmark timed out waiting for the worker (see var/log/worker.log)")
+        time.sleep(0.25)
+
+
+def main() -> None:
+    setup_django()
+    from django.conf import settings
+
+    model = str(settings.DEFAULT_MODEL)
+    segments = web_segments(N_SEGMENTS)
+    bench_backends(model, segments)
+    bench_end_to_end(model, segments)
+
+
+if __name__ == "__main__":
+    main()
