@@ -37,6 +37,7 @@ class VLLMBackend:
         gpu_memory_utilization: float | None = None,
         batch_size: int | None = None,  # vLLM batches by itself; accepted for a uniform config
         device: str | None = None,
+        enable_prefix_caching: bool | None = None,  # None: vLLM's default (on); benchmarks turn it off
     ) -> None:
         import torch
         from vllm import LLM
@@ -54,6 +55,7 @@ class VLLMBackend:
             gpu_memory_utilization=gpu_memory_utilization or (0.85 if on_gpu else 0.3),
             enforce_eager=not on_gpu,
             seed=0,
+            **({} if enable_prefix_caching is None else {"enable_prefix_caching": enable_prefix_caching}),
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = max_model_len
