@@ -256,6 +256,21 @@ def _lineage(rnd: Round, stage: str, model_path: str, backend: Backend, **more: 
     }
 
 
+def _chunk_candidates(job: Job) -> tuple[dict[int, Candidate], list[int]]:
+    """The chunk's candidates by id, and the ids still present, in payload order."""
+    candidates = {c.id: c for c in Candidate.objects.filter(id__in=job.payload["ids"]).select_related("segment")}
+    return candidates, [i for i in job.payload["ids"] if i in candidates]
+
+
+def _commit_chunk(job: Job, stats: ChunkStats, write: Callable[[], object]) -> dict[str, Any]:
+    """Write the chunk's results and mark its job done in one transaction (unless it was cancelled)."""
+    with transaction.atomic():
+        _check_not_cancelled(job)
+        write()
+        services.job_succeed(job=job, result=stats.as_dict())
+    return stats.as_dict()
+
+
 def run_augment(job: Job) -> dict[str, Any]:
     rnd = job.round
     cfg = rnd.config
@@ -301,24 +316,23 @@ def run_augment(job: Job) -> dict[str, Any]:
             )
 
     _in_batches(job, ids, cfg["batch_size"], work, stats)
-    with transaction.atomic():
-        _check_not_cancelled(job)
-        Candidate.objects.bulk_create(
+    return _commit_chunk(
+        job,
+        stats,
+        lambda: Candidate.objects.bulk_create(
             rows,
             update_conflicts=True,
             unique_fields=["round", "segment"],
             update_fields=["instruction", "status", "error", "lineage", "updated_at"],
-        )
-        services.job_succeed(job=job, result=stats.as_dict())
-    return stats.as_dict()
+        ),
+    )
 
 
 def run_curate(job: Job) -> dict[str, Any]:
     rnd = job.round
     cfg = rnd.config
     backend, model_path, _ = _backend_for(rnd, "curate")
-    candidates = {c.id: c for c in Candidate.objects.filter(id__in=job.payload["ids"]).select_related("segment")}
-    ids = [i for i in job.payload["ids"] if i in candidates]
+    candidates, ids = _chunk_candidates(job)
     rationale = cfg["curation"]["rationale"]
     stats = ChunkStats(items=len(ids), extra={"parsed_scores": 0, "unparseable_scores": 0})
 
@@ -359,22 +373,15 @@ def run_curate(job: Job) -> dict[str, Any]:
                 stats.extra["parsed_scores" if c.parsed_score else "unparseable_scores"] += 1
 
     _in_batches(job, ids, cfg["batch_size"], work, stats)
-    with transaction.atomic():
-        _check_not_cancelled(job)
-        Candidate.objects.bulk_update(
-            [candidates[i] for i in ids],
-            ["score", "score_distribution", "parsed_score", "rationale", "lineage"],
-        )
-        services.job_succeed(job=job, result=stats.as_dict())
-    return stats.as_dict()
+    fields = ["score", "score_distribution", "parsed_score", "rationale", "lineage"]
+    return _commit_chunk(job, stats, lambda: Candidate.objects.bulk_update([candidates[i] for i in ids], fields))
 
 
 def run_rewrite(job: Job) -> dict[str, Any]:
     rnd = job.round
     cfg = rnd.config
     backend, model_path, _ = _backend_for(rnd, "rewrite")
-    candidates = {c.id: c for c in Candidate.objects.filter(id__in=job.payload["ids"]).select_related("segment")}
-    ids = [i for i in job.payload["ids"] if i in candidates]
+    candidates, ids = _chunk_candidates(job)
     params = GenerationParams(
         max_new_tokens=cfg["generation"]["rewrite_max_new_tokens"],
         temperature=cfg["generation"]["temperature"],
@@ -403,11 +410,8 @@ def run_rewrite(job: Job) -> dict[str, Any]:
                 c.lineage["rewrite_error"] = f"unparseable rewrite: {out.text[:300]!r}"
 
     _in_batches(job, ids, cfg["batch_size"], work, stats)
-    with transaction.atomic():
-        _check_not_cancelled(job)
-        Candidate.objects.bulk_update([candidates[i] for i in ids], ["rewritten_response", "lineage"])
-        services.job_succeed(job=job, result=stats.as_dict())
-    return stats.as_dict()
+    fields = ["rewritten_response", "lineage"]
+    return _commit_chunk(job, stats, lambda: Candidate.objects.bulk_update([candidates[i] for i in ids], fields))
 
 
 RUNNERS: dict[str, Callable[[Job], dict[str, Any]]] = {

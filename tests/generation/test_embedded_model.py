@@ -4,7 +4,6 @@ import io
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from generation.backends.embedded import embedded_gguf_path, is_model_dir
@@ -14,13 +13,9 @@ pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="session")
-def prepared_model_dir() -> Path:
-    path = Path(settings.EMBEDDED_MODEL_DIR)
-    if not is_model_dir(path):
-        from generation.backends.embedded import convert_embedded_model
-
-        convert_embedded_model(path)
-    return path
+def prepared_model_dir(model_dir: Path) -> Path:
+    assert is_model_dir(model_dir)
+    return model_dir
 
 
 def test_the_gguf_ships_inside_the_installed_wheel():
