@@ -39,7 +39,8 @@ demo: model
 	@$(PY) manage.py collectstatic --noinput -v 0
 	@scripts/serve.sh start
 	@echo "[demo] generating a first round on the embedded model (backtranslate, curate, rewrite: a few minutes)"
-	@$(PY) manage.py launch_round --sample-size $${DEMO_SAMPLE:-24} --chunk-size 8 --top-k 8 --wait --unless-exists
+	@$(PY) manage.py launch_round --corpus "Python reference (demo)" --sample-size $${DEMO_SAMPLE:-24} --chunk-size 8 \
+		--top-k 8 --wait --unless-exists
 	@echo
 	@echo "Backforth is running: http://127.0.0.1:$${BACKFORTH_PORT:-8000}/  (log in with a demo user above)"
 	@echo "System status: http://127.0.0.1:$${BACKFORTH_PORT:-8000}/status/   Logs: var/log/"

@@ -160,13 +160,18 @@ def bench_end_to_end(model: str, segments: list[str]) -> None:
             worker.wait()
     jobs = list(rnd.jobs.filter(stage="augment"))
     e2e_tokens = sum(j.result["completion_tokens"] for j in jobs)
+    written = rnd.candidates.count()
+    for r in (rnd, warm):  # leave the user's database as it was
+        corpus = r.corpus
+        r.delete()
+        corpus.delete()
     record(
         "generation.e2e_vs_engine",
         value=e2e_tokens / t_e2e,
         unit="completion tokens/s",
         baseline=tokens_per_s(bare, t_bare),
         segments=len(segments),
-        candidates_written=rnd.candidates.count(),
+        candidates_written=written,
         chunks=len(jobs),
     )
 

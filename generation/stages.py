@@ -131,7 +131,10 @@ def stage_progress(*, round: Round, stage: str) -> dict[str, Any]:
     done = sum(j.progress_done for j in jobs)
     total = sum(j.progress_total for j in jobs)
     started = [j.started_at for j in jobs if j.started_at]
-    elapsed = (timezone.now() - min(started)).total_seconds() if started else 0.0
+    finished = [j.finished_at for j in jobs if j.finished_at]
+    # A finished stage's rate is over its own run time, not over the time since it started.
+    end = max(finished) if jobs and all(j.is_finished for j in jobs) and finished else timezone.now()
+    elapsed = (end - min(started)).total_seconds() if started else 0.0
     rate = done / elapsed if elapsed > 0 and done else 0.0
     by_status: dict[str, int] = {}
     for j in jobs:

@@ -49,3 +49,27 @@ def test_stage_actions_are_for_admins_only(client, failed_round):
     url = reverse("round-stage-action", args=[failed_round.number, "augment", "retry"])
     assert client.post(url).status_code == 403
     assert failed_round.jobs.get(chunk=1).status == "failed"
+
+
+def test_a_finished_stage_keeps_its_own_rate():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from generation.stages import stage_progress
+
+    rnd = RoundFactory(state="review", config={"order": "filter_rewrite"})
+    t0 = timezone.now() - timedelta(hours=1)
+    Job.objects.create(
+        round=rnd,
+        stage="augment",
+        chunk=0,
+        status="done",
+        progress_done=10,
+        progress_total=10,
+        started_at=t0,
+        finished_at=t0 + timedelta(seconds=5),
+    )
+    progress = stage_progress(round=rnd, stage="augment")
+    assert progress["items_per_s"] == pytest.approx(2.0)
+    assert progress["eta_s"] is None or progress["eta_s"] == 0
