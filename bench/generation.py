@@ -3,6 +3,7 @@
 - generation.vllm_vs_transformers  vLLM vs transformers batched (and one at a time), same prompts, tokens/s
 - generation.logprob_vs_generative logprob scoring vs rationale-then-"Score: N" on the same real pairs, pairs/s
 - generation.e2e_vs_engine         backtranslation through RQ + PostgreSQL vs the bare engine, tokens/s
+- generation.worker_memory_flat    peak worker RSS over a 2,000-segment stage vs its RSS after the first chunk
 """
 
 from __future__ import annotations
@@ -176,6 +177,89 @@ def bench_end_to_end(model: str, segments: list[str]) -> None:
     )
 
 
+def _rss_mib(pid: int) -> float:
+    """Resident memory of a process and all its descendants (the vLLM engine runs in a child), in MiB."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError, StopIteration):
+            continue
+    return total / 1024
+
+
+def bench_worker_memory(model: str) -> None:
+    """A worker's memory over a 2,000-segment augment stage must stay flat: no growth per chunk."""
+    from django.db import connection
+
+    from generation import services, stages
+    from generation.models import Corpus, Job, ModelVersion
+
+    n = int(os.environ.get("BENCH_MEMORY_SEGMENTS", "2000"))
+    segments = web_segments(n, min_chars=300, max_chars=800)
+    corpus = Corpus.objects.create(name=f"bench memory {time.strftime('%Y%m%d-%H%M%S')}")
+    services.corpus_add_passages(corpus=corpus, passages=[{"text": s} for s in segments])
+    base, _ = ModelVersion.objects.get_or_create(role="base", path=model, defaults={"name": "bench"})
+    rnd = services.round_create(
+        corpus=corpus,
+        base_model=base,
+        config={
+            "backend": "vllm",
+            "sample_size": n,
+            "chunk_size": 100,
+            "batch_size": 100,
+            "generation": {"augment_max_new_tokens": 8},
+        },
+    )
+    connection.close()
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "rqworker", "gpu", "--worker-class", "generation.worker.BackforthWorker"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    samples: list[tuple[int, float]] = []
+    try:
+        stages.stage_launch(round=rnd, stage="augment")
+        jobs = rnd.jobs.filter(stage="augment")
+        total = jobs.count()
+        deadline = time.monotonic() + 1800
+        while (done := jobs.filter(status=Job.Status.DONE).count()) < total:
+            if time.monotonic() > deadline:
+                raise SystemExit("memory benchmark timed out")
+            if not samples or samples[-1][0] != done:
+                samples.append((done, _rss_mib(worker.pid)))
+            time.sleep(0.5)
+        samples.append((total, _rss_mib(worker.pid)))
+    finally:
+        stages.stage_cancel(round=rnd, stage="curate")
+        worker.terminate()
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+    rnd.delete()
+    corpus.delete()
+    # After the first chunk the model and its KV cache are in memory; from then on nothing may grow.
+    after_first = next(rss for done, rss in samples if done >= 1)
+    peak = max(rss for done, rss in samples if done >= 1)
+    record(
+        "generation.worker_memory_flat",
+        value=peak,
+        unit="MiB peak RSS (worker + engine), chunks 2..N",
+        baseline=after_first,
+        segments=n,
+        chunks=total,
+        rss_by_chunks_done={str(d): round(r) for d, r in samples[:: max(1, len(samples) // 10)]},
+    )
+
+
 def _wait(done, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not done():
@@ -190,11 +274,13 @@ def main() -> None:
 
     model = str(settings.DEFAULT_MODEL)
     segments = web_segments(N_SEGMENTS)
-    wanted = set(sys.argv[1:]) or {"backends", "e2e"}  # `python -m bench.generation e2e` runs one
+    wanted = set(sys.argv[1:]) or {"backends", "e2e", "memory"}  # `python -m bench.generation e2e` runs one
     if "backends" in wanted:
         bench_backends(model, segments)
     if "e2e" in wanted:
         bench_end_to_end(model, segments)
+    if "memory" in wanted:
+        bench_worker_memory(model)
 
 
 if __name__ == "__main__":
