@@ -78,6 +78,9 @@ class Candidate(models.Model):
     rationale = models.TextField(blank=True)
     parsed_score = models.PositiveSmallIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.AUGMENTED)
+    # The model's keep decision, kept after review changes the status: curation precision/recall are
+    # measured against the human decisions.
+    kept_by_curation = models.BooleanField(null=True, blank=True)
     # After review: what goes into the seed set (may differ from the model's output when edited).
     final_instruction = models.TextField(blank=True)
     final_response = models.TextField(blank=True)

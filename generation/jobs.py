@@ -60,13 +60,13 @@ def _drop_stale_connections() -> None:
 
 
 def _run_claimed(job_id: int) -> str:
-    from generation import stages
+    from generation import rounds, stages
 
     job = services.job_claim(job_id=job_id, worker=worker_name())
     if job is None:
         logger.info("job %s: not queued any more (done, cancelled or taken by another worker); skipping", job_id)
         return "skipped"
-    handler = HANDLERS.get(job.stage) or stages.RUNNERS.get(job.stage)
+    handler = HANDLERS.get(job.stage) or stages.RUNNERS.get(job.stage) or rounds.RUNNERS.get(job.stage)
     if handler is None:
         services.job_fail(job=job, error=f"no handler for stage {job.stage!r}", permanent=True)
         return Job.Status.FAILED
@@ -88,6 +88,6 @@ def _run_claimed(job_id: int) -> str:
         services.job_fail(job=job, error=exc, permanent=False)
         return Job.Status.FAILED
     services.job_succeed(job=job, result=result)  # no-op for stage runners: they finish inside their write
-    if job.round_id and job.stage in stages.RUNNERS:
+    if job.round_id and job.stage in stages.STAGES:
         stages.stage_advance(round_id=job.round_id, stage=job.stage)
     return Job.Status.DONE

@@ -174,6 +174,12 @@ def round_create(
 ) -> Round:
     """A new round with its config validated, frozen and hashed, and a snapshot of the seed set."""
     frozen = round_config.validate(config)
+    if frozen["evaluation"]["prompts"] is None:
+        from generation.rounds import default_eval_prompts
+
+        # Frozen into the config (and its hash) so the evaluation of this round can always be reproduced.
+        frozen["evaluation"]["prompts"] = default_eval_prompts()
+        frozen["evaluation"]["prompt_set"] = "builtin"
     last = Round.objects.select_for_update().order_by("-number").first()
     previous = Round.objects.filter(state=Round.State.CLOSED).order_by("-number").first()
     return Round.objects.create(

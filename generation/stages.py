@@ -25,12 +25,12 @@ from annotation.models import Candidate
 from generation import queue, services
 from generation.backends.base import Backend, BackendError, GenerationParams
 from generation.backends.registry import get_backend
-from generation.models import Job, ModelVersion, Round, Segment
+from generation.models import Job, Round, Segment
 from generation.pipeline import config as round_config
 from generation.pipeline import parsing, prompts, scoring
 
 logger = logging.getLogger(__name__)
-STAGES = round_config.MODEL_STAGES
+STAGES = round_config.JOB_STAGES
 
 
 class StageError(RuntimeError):
@@ -65,8 +65,16 @@ def _augment_items(rnd: Round) -> list[int]:
 
 def _stage_items(rnd: Round, stage: str) -> list[int]:
     """The ids a stage works on: segment ids for augment, candidate ids for curate and rewrite."""
+    cfg = rnd.config
     if stage == "augment":
         return _augment_items(rnd)
+    # Training and evaluation are one job each (item 0); an empty list skips the stage.
+    if stage == "train_backward":
+        return [0] if cfg["train_backward"]["enabled"] and not cfg["models"]["augment"] else []
+    if stage == "train_forward":
+        return [0] if cfg["train_forward"]["enabled"] else []
+    if stage == "evaluate":
+        return [0] if cfg["evaluation"]["enabled"] and rnd.forward_model_id else []
     order = round_config.stage_order(rnd.config)
     candidates = rnd.candidates.exclude(status=Candidate.Status.ERROR)
     if stage == "curate":
@@ -159,13 +167,16 @@ def stage_advance(*, round_id: int, stage: str) -> str | None:
             return None
         if stage == "curate":
             _curation_apply_keep(rnd)
-        order = round_config.stage_order(rnd.config)
-        following = order[order.index(stage) + 1 :]
-        if not following:
+        following = round_config.next_stage(rnd.config, stage)
+        if following is None:
+            Round.objects.filter(pk=rnd.pk).update(state=Round.State.CLOSED, finished_at=timezone.now())
+            logger.info("round %s: closed", rnd.number)
+            return Round.State.CLOSED
+        if following == Round.State.REVIEW:
             Round.objects.filter(pk=rnd.pk).update(state=Round.State.REVIEW)
             return Round.State.REVIEW
-    stage_launch(round=rnd, stage=following[0])
-    return following[0]
+    stage_launch(round=rnd, stage=following)
+    return following
 
 
 def _curation_apply_keep(rnd: Round) -> None:
@@ -175,8 +186,8 @@ def _curation_apply_keep(rnd: Round) -> None:
     keep = scoring.keep_decisions([c.score for c in scored], threshold=cur["threshold"], top_k=cur["top_k"])
     kept = [c.id for c, k in zip(scored, keep, strict=True) if k]
     dropped = [c.id for c, k in zip(scored, keep, strict=True) if not k]
-    Candidate.objects.filter(id__in=kept).update(status=Candidate.Status.KEPT)
-    Candidate.objects.filter(id__in=dropped).update(status=Candidate.Status.DROPPED)
+    Candidate.objects.filter(id__in=kept).update(status=Candidate.Status.KEPT, kept_by_curation=True)
+    Candidate.objects.filter(id__in=dropped).update(status=Candidate.Status.DROPPED, kept_by_curation=False)
 
 
 # --- running a chunk ----------------------------------------------------------------------------------------
@@ -207,30 +218,38 @@ class ChunkStats:
         }
 
 
-def _model_for(rnd: Round, stage: str) -> tuple[str, bool]:
-    """(model path, is a fine-tuned backward model) for a stage of this round."""
+def model_for(rnd: Round, stage: str) -> str:
+    """The model directory a stage of this round uses (DESIGN.md: augment with M_yx(r), curate with M_r)."""
     configured = rnd.config["models"].get(stage)
     if configured:
-        return configured, False
+        return configured
     if stage == "augment" and rnd.backward_model_id:
-        return rnd.backward_model.path, rnd.backward_model.role == ModelVersion.Role.BACKWARD
+        return rnd.backward_model.path
     if stage == "curate" and rnd.curation_model_id:
-        return rnd.curation_model.path, False
-    return rnd.base_model.path, False
+        return rnd.curation_model.path
+    return rnd.base_model.path
 
 
-def _backend_for(rnd: Round, stage: str) -> tuple[Backend, str, bool]:
-    path, finetuned = _model_for(rnd, stage)
+def check_model_path(path: str, stage: str) -> None:
     if not Path(path, "config.json").is_file():
         raise StageError(f"model path {path} for stage {stage} does not exist or is not a Hugging Face model directory")
+
+
+def backend_for_path(rnd: Round, stage: str, path: str) -> Backend:
+    """The worker's backend for `path` (loaded once, reused across chunks), as a StageError when it cannot load."""
+    check_model_path(path, stage)
     try:
-        backend = get_backend(rnd.config["backend"], path, batch_size=rnd.config["batch_size"])
+        return get_backend(rnd.config["backend"], path, batch_size=rnd.config["batch_size"])
     except BackendError as exc:
         raise StageError(str(exc), permanent=exc.permanent) from exc
-    return backend, path, finetuned
 
 
-def _check_not_cancelled(job: Job) -> None:
+def _backend_for(rnd: Round, stage: str) -> tuple[Backend, str]:
+    path = model_for(rnd, stage)
+    return backend_for_path(rnd, stage, path), path
+
+
+def check_not_cancelled(job: Job) -> None:
     if Job.objects.filter(pk=job.pk, status=Job.Status.CANCELLED).exists():
         raise JobCancelled(f"job {job.pk} was cancelled")
 
@@ -241,7 +260,7 @@ def _in_batches(
     """Run `work` over `items` in batches, reporting progress (and checking for cancel) after each."""
     started = time.monotonic()
     for i in range(0, len(items), batch_size):
-        _check_not_cancelled(job)
+        check_not_cancelled(job)
         work(items[i : i + batch_size])
         services.job_progress(job=job, done=min(i + batch_size, len(items)))
     stats.seconds = time.monotonic() - started
@@ -268,7 +287,7 @@ def _chunk_candidates(job: Job) -> tuple[dict[int, Candidate], list[int]]:
 def _commit_chunk(job: Job, stats: ChunkStats, write: Callable[[], object]) -> dict[str, Any]:
     """Write the chunk's results and mark its job done in one transaction (unless it was cancelled)."""
     with transaction.atomic():
-        _check_not_cancelled(job)
+        check_not_cancelled(job)
         write()
         services.job_succeed(job=job, result=stats.as_dict())
     return stats.as_dict()
@@ -277,7 +296,7 @@ def _commit_chunk(job: Job, stats: ChunkStats, write: Callable[[], object]) -> d
 def run_augment(job: Job) -> dict[str, Any]:
     rnd = job.round
     cfg = rnd.config
-    backend, model_path, finetuned = _backend_for(rnd, "augment")
+    backend, model_path = _backend_for(rnd, "augment")
     segments = {s.id: s for s in Segment.objects.filter(id__in=job.payload["ids"])}
     ids = [i for i in job.payload["ids"] if i in segments]
     params = GenerationParams(
@@ -285,7 +304,6 @@ def run_augment(job: Job) -> dict[str, Any]:
         temperature=cfg["generation"]["temperature"],
         seed=cfg["seed"],
     )
-    prefix = "" if finetuned else prompts.BACKWARD_PREFIX
     stats = ChunkStats(items=len(ids))
     rows: list[Candidate] = []
 
@@ -295,7 +313,7 @@ def run_augment(job: Job) -> dict[str, Any]:
             text, cut = prompts.truncate(parsing.clean_text(segments[sid].text), cfg["max_segment_chars"])
             texts.append((text, cut))
         outputs = backend.generate(
-            [prompts.backward_messages(t, finetuned=finetuned) for t, _ in texts], params, assistant_prefix=prefix
+            [prompts.backward_messages(t) for t, _ in texts], params, assistant_prefix=prompts.BACKWARD_PREFIX
         )
         for sid, (text, cut), out in zip(batch, texts, outputs, strict=True):
             stats.prompt_tokens += out.prompt_tokens
@@ -334,7 +352,7 @@ def run_augment(job: Job) -> dict[str, Any]:
 def run_curate(job: Job) -> dict[str, Any]:
     rnd = job.round
     cfg = rnd.config
-    backend, model_path, _ = _backend_for(rnd, "curate")
+    backend, model_path = _backend_for(rnd, "curate")
     candidates, ids = _chunk_candidates(job)
     rationale = cfg["curation"]["rationale"]
     stats = ChunkStats(items=len(ids), extra={"parsed_scores": 0, "unparseable_scores": 0})
@@ -383,7 +401,7 @@ def run_curate(job: Job) -> dict[str, Any]:
 def run_rewrite(job: Job) -> dict[str, Any]:
     rnd = job.round
     cfg = rnd.config
-    backend, model_path, _ = _backend_for(rnd, "rewrite")
+    backend, model_path = _backend_for(rnd, "rewrite")
     candidates, ids = _chunk_candidates(job)
     params = GenerationParams(
         max_new_tokens=cfg["generation"]["rewrite_max_new_tokens"],

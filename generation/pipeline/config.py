@@ -11,6 +11,7 @@ import hashlib
 import json
 from typing import Any
 
+from generation.pipeline import training
 from generation.pipeline.prompts import prompt_versions
 
 ORDERS = {
@@ -19,11 +20,17 @@ ORDERS = {
     "rewrite_filter": ("augment", "rewrite", "curate"),
 }
 MODEL_STAGES = ("augment", "curate", "rewrite")
+# Stages run by jobs on the `gpu` queue; `review` is the human stage between rewrite and train_forward.
+JOB_STAGES = ("train_backward", *MODEL_STAGES, "train_forward", "evaluate")
+MODEL_KEYS = (*MODEL_STAGES, "judge")
+REVIEW_MODES = ("human", "skip")
 BACKENDS = ("auto", "vllm", "transformers")
 
 DEFAULTS: dict[str, Any] = {
     "backend": "auto",
-    "models": {"augment": None, "curate": None, "rewrite": None},  # None: the round's base/backward/forward model
+    # None: the round's own models (augment: its backward model; curate: the previous round's forward model;
+    # rewrite and judge: the base model). A path here replaces it (and skips training a backward model).
+    "models": {"augment": None, "curate": None, "rewrite": None, "judge": None},
     "sample_size": 200,
     "chunk_size": 16,
     "batch_size": 8,
@@ -31,6 +38,16 @@ DEFAULTS: dict[str, Any] = {
     "max_segment_chars": 6000,
     "order": "filter_rewrite",
     "curation": {"threshold": 4.5, "top_k": None, "rationale": False},
+    "training": dict(training.TRAINING_DEFAULTS),
+    # Backward model M_yx: seed pairs reversed + instructions humans corrected in earlier rounds.
+    "train_backward": {"enabled": True, "include_corrections": True},
+    # Forward model M_{r+1}: the seed after feedback (+ the kept pairs nobody reviewed, if asked).
+    "train_forward": {"enabled": True, "include_unreviewed": False},
+    # human: the round waits in review until a curator closes it; skip: Humpback's fully automatic loop
+    # (kept pairs train the forward model unreviewed, nothing joins the seed set).
+    "review": {"mode": "human"},
+    # M_{r+1} vs M_r on held-out prompts (None: the shipped set), judged in both orders.
+    "evaluation": {"enabled": True, "prompts": None, "prompt_set": None, "limit": None, "max_new_tokens": 256},
     "generation": {
         "augment_max_new_tokens": 64,
         "rewrite_max_new_tokens": 512,
@@ -85,10 +102,24 @@ def validate(override: dict[str, Any] | None = None) -> dict[str, Any]:
     if cur["top_k"] is not None:
         _positive_int(config, "curation.top_k", cur["top_k"])
     for stage, path in config["models"].items():
-        if stage not in MODEL_STAGES:
-            raise ConfigError(f"models.{stage}: not a model stage ({', '.join(MODEL_STAGES)})")
+        if stage not in MODEL_KEYS:
+            raise ConfigError(f"models.{stage}: not a model stage ({', '.join(MODEL_KEYS)})")
         if path is not None and not isinstance(path, str):
             raise ConfigError(f"models.{stage} must be a model directory path or null")
+    try:
+        training.validate_training(config["training"])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if config["review"]["mode"] not in REVIEW_MODES:
+        raise ConfigError(f"review.mode must be one of {', '.join(REVIEW_MODES)}, got {config['review']['mode']!r}")
+    ev = config["evaluation"]
+    _positive_int(config, "evaluation.max_new_tokens", ev["max_new_tokens"])
+    if ev["limit"] is not None:
+        _positive_int(config, "evaluation.limit", ev["limit"])
+    if ev["prompts"] is not None and (
+        not isinstance(ev["prompts"], list) or not all(isinstance(p, str) and p.strip() for p in ev["prompts"])
+    ):
+        raise ConfigError("evaluation.prompts must be a list of non-empty strings or null")
     config.setdefault("prompts", prompt_versions())
     return config
 
@@ -98,7 +129,22 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 def stage_order(config: dict[str, Any]) -> tuple[str, ...]:
+    """The model stages in this round's order (augment, then curate/rewrite as configured)."""
     return ORDERS[config["order"]]
+
+
+def round_stages(config: dict[str, Any]) -> tuple[str, ...]:
+    """Every stage of the round in order (DESIGN.md "The round"), review included."""
+    return ("train_backward", *stage_order(config), "review", "train_forward", "evaluate")
+
+
+def next_stage(config: dict[str, Any], stage: str) -> str | None:
+    """The stage after `stage`; review is passed over when the round skips it. None after the last one."""
+    order = round_stages(config)
+    following = order[order.index(stage) + 1 :]
+    if following and following[0] == "review" and config["review"]["mode"] == "skip":
+        following = following[1:]
+    return following[0] if following else None
 
 
 def chunked(items: list[Any], size: int) -> list[list[Any]]:

@@ -19,6 +19,8 @@ BACKWARD_PREFIX = "Question: "
 REWRITE_PREFIX = "<answer>\n"
 SCORE_OPTIONS = ("1", "2", "3", "4", "5")
 REWRITE_OPEN, REWRITE_CLOSE = "<answer>", "</answer>"
+JUDGE_PREFIX = "Better response: "
+JUDGE_OPTIONS = ("A", "B")
 
 Messages = list[dict[str, str]]
 
@@ -65,11 +67,11 @@ def truncate(text: str, max_chars: int) -> tuple[str, bool]:
     return cut.rstrip(), True
 
 
-def backward_messages(response: str, *, finetuned: bool = False) -> Messages:
+def backward_messages(response: str) -> Messages:
     """Ask for the instruction x̂ that the web text y answers (self-augmentation). Generate with
-    assistant_prefix=BACKWARD_PREFIX unless the model is a fine-tuned backward model."""
-    ref = latest("backward_finetuned" if finetuned else "backward")
-    return [{"role": "user", "content": render(ref, response=response)}]
+    assistant_prefix=BACKWARD_PREFIX. A fine-tuned backward model M_yx is trained on exactly this prompt (see
+    pipeline/training.py), so the base model and every M_yx are asked the same way."""
+    return [{"role": "user", "content": render(latest("backward"), response=response)}]
 
 
 def curate_messages(instruction: str, response: str, *, rationale: bool = False) -> Messages:
@@ -82,6 +84,12 @@ def rewrite_messages(instruction: str, response: str) -> Messages:
     """Ask an aligned model to turn y into an assistant answer ŷ to x̂, keeping y's facts (back-and-forth).
     Generate with assistant_prefix=REWRITE_PREFIX and stop at REWRITE_CLOSE."""
     return [{"role": "user", "content": render(latest("rewrite"), instruction=instruction, response=response)}]
+
+
+def judge_messages(prompt: str, response_a: str, response_b: str) -> Messages:
+    """Ask a judge which of two responses to `prompt` is better. The caller scores the token after
+    JUDGE_PREFIX over JUDGE_OPTIONS, and asks again with A and B swapped."""
+    return [{"role": "user", "content": render(latest("judge"), prompt=prompt, a=response_a, b=response_b)}]
 
 
 def prompt_versions() -> dict[str, str]:

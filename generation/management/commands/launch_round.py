@@ -1,6 +1,7 @@
-"""manage.py launch_round — create a round over a corpus and start its model stages on the workers.
+"""manage.py launch_round — create a round over a corpus and start it on the workers.
 
-With --wait it follows the round with a progress bar per stage until it reaches review (or fails).
+The round runs train_backward → augment → curate → rewrite → review → train_forward → evaluate. With --wait
+it follows the round with a progress bar per stage until it waits for review or is closed (or fails).
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from generation import services, stages
+from generation import rounds, services, stages
 from generation.models import Corpus, ModelVersion, Round
-from generation.pipeline.config import ConfigError, stage_order
+from generation.pipeline.config import ConfigError, round_stages
 
 
 class Command(BaseCommand):
-    help = "Create a round over a corpus and launch augment → curate → rewrite on the RQ workers."
+    help = "Create a round over a corpus and launch it (training, generation, evaluation) on the RQ workers."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--corpus", help="corpus name (default: the newest corpus)")
@@ -31,7 +32,17 @@ class Command(BaseCommand):
         group.add_argument("--top-k", type=int, help="keep the k best-scored pairs instead")
         parser.add_argument("--backend", default="auto", choices=["auto", "vllm", "transformers"])
         parser.add_argument("--order", default="filter_rewrite", choices=["filter_rewrite", "rewrite_filter"])
-        parser.add_argument("--wait", action="store_true", help="follow progress until the round reaches review")
+        parser.add_argument(
+            "--review",
+            default="human",
+            choices=["human", "skip"],
+            help="skip: train the forward model on the kept pairs unreviewed (Humpback's automatic loop)",
+        )
+        parser.add_argument("--train-steps", type=int, help="cap on optimiser steps per fine-tuning run")
+        parser.add_argument("--no-train-backward", action="store_true", help="augment with the base model")
+        parser.add_argument("--eval-limit", type=int, help="evaluate on the first N held-out prompts only")
+        parser.add_argument("--eval-max-new-tokens", type=int, default=256)
+        parser.add_argument("--wait", action="store_true", help="follow progress until review or the end")
         parser.add_argument("--unless-exists", action="store_true", help="do nothing if the corpus has a round")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -56,38 +67,62 @@ class Command(BaseCommand):
             "chunk_size": options["chunk_size"],
             "order": options["order"],
             "curation": curation,
+            "review": {"mode": options["review"]},
+            "train_backward": {"enabled": not options["no_train_backward"]},
+            "training": {"max_steps": options["train_steps"]},
+            "evaluation": {"limit": options["eval_limit"], "max_new_tokens": options["eval_max_new_tokens"]},
         }
         try:
             rnd = services.round_create(corpus=corpus, base_model=base, config=config)
         except ConfigError as exc:
             raise CommandError(str(exc)) from exc
-        stages.stage_launch(round=rnd, stage="augment")
+        rounds.round_start(round=rnd)
         self.stdout.write(f"Round {rnd.number} launched on '{corpus.name}' (config {rnd.config_hash[:12]})")
         if options["wait"]:
             self.follow(rnd)
 
     def follow(self, rnd: Round) -> None:
-        for stage in stage_order(rnd.config):
-            bar = None
-            while True:
+        for stage in round_stages(rnd.config):
+            if stage == Round.State.REVIEW:
                 rnd.refresh_from_db()
-                if rnd.state in (Round.State.FAILED, Round.State.CANCELLED):
-                    if bar:
-                        bar.close()
-                    raise CommandError(f"round {rnd.number} {rnd.state}: {rnd.error or 'see the status page'}")
-                progress = stages.stage_progress(round=rnd, stage=stage)
-                if progress["launched"] and bar is None:
-                    bar = tqdm(total=progress["total"], desc=f"round {rnd.number} {stage}", unit="item")
-                if bar is not None:
-                    bar.n = progress["done"]
-                    bar.refresh()
-                finished = progress["launched"] and progress["chunks"].get("done", 0) == sum(
-                    progress["chunks"].values()
-                )
-                if finished or rnd.state == Round.State.REVIEW:
-                    break
-                time.sleep(1)
-            if bar:
-                bar.close()
-        counts = {s: rnd.candidates.filter(status=s).count() for s in ("kept", "dropped", "error")}
-        self.stdout.write(f"Round {rnd.number} is ready for review: {counts}")
+                if rnd.state == Round.State.REVIEW:
+                    counts = {s: rnd.candidates.filter(status=s).count() for s in ("kept", "dropped", "error")}
+                    self.stdout.write(
+                        f"Round {rnd.number} is ready for review: {counts}. Close the review on its page "
+                        f"or with `manage.py close_review --round {rnd.number}`."
+                    )
+                    return
+                continue
+            self._follow_stage(rnd, stage)
+        rnd.refresh_from_db()
+        evaluation = rnd.metrics.get("evaluation") or {}
+        summary = (
+            f"win rate {evaluation['win_rate']:.0%}, ties {evaluation['tie_rate']:.0%} over {evaluation['n']} prompts"
+            if evaluation.get("n")
+            else "not evaluated"
+        )
+        self.stdout.write(f"Round {rnd.number} {rnd.state}: {summary}")
+
+    def _follow_stage(self, rnd: Round, stage: str) -> None:
+        order = round_stages(rnd.config)
+        bar = None
+        while True:
+            rnd.refresh_from_db()
+            if rnd.state in (Round.State.FAILED, Round.State.CANCELLED):
+                if bar:
+                    bar.close()
+                raise CommandError(f"round {rnd.number} {rnd.state}: {rnd.error or 'see the round page'}")
+            progress = stages.stage_progress(round=rnd, stage=stage)
+            if progress["launched"] and bar is None:
+                unit = "step" if stage.startswith("train") else "item"
+                bar = tqdm(total=progress["total"], desc=f"round {rnd.number} {stage}", unit=unit)
+            if bar is not None:
+                bar.total = progress["total"]
+                bar.n = progress["done"]
+                bar.refresh()
+            moved_on = rnd.state in order and order.index(rnd.state) > order.index(stage)
+            if moved_on or rnd.state == Round.State.CLOSED:
+                break
+            time.sleep(1)
+        if bar:
+            bar.close()

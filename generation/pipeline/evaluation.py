@@ -1,0 +1,424 @@
+"""Evaluation math for the instruction-tuning loop (Humpback / AlpacaEval style). Pure: no Django, no torch.
+
+- Pairwise judging of a candidate (new model) against a reference (previous model), asked in both orders so that
+  position bias cancels out (MT-Bench convention: inconsistent judgements are ties).
+- Win rates, including AlpacaEval's "ties count half" and a length-controlled win rate in the spirit of
+  AlpacaEval 2.0 LC (a logistic fit that regresses the length difference out of the judge's preference).
+- Agreement of the model's curation decisions with human review (confusion counts, precision/recall/F1, Spearman).
+- Parsing of an uploaded JSONL file of evaluation prompts, with line-numbered error messages.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "PromptFileError",
+    "average_ranks",
+    "curation_agreement",
+    "length_controlled_win_rate",
+    "pairwise_verdict",
+    "parse_prompts_jsonl",
+    "spearman",
+    "win_rates",
+]
+
+VERDICTS = ("win", "loss", "tie")
+
+# Length-controlled fit: L2 penalty on phi (keeps the fit finite when the length term separates the data),
+# and Newton-Raphson stopping rules.
+LC_L2_PHI = 1e-3
+LC_MAX_ITER = 100
+LC_TOL = 1e-10
+
+PROMPT_KEYS = ("prompt", "instruction", "text")
+MAX_REPORTED_ERRORS = 20
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Pairwise judging
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _option_probs(probs: Mapping[str, float] | Sequence[float]) -> tuple[float, float]:
+    """Normalised (P(A), P(B)) from a [P(A), P(B)] list or an {"A": .., "B": ..} mapping.
+
+    Negative, NaN and infinite values count as 0; when both are 0 the result is (0.5, 0.5).
+    """
+    if isinstance(probs, Mapping):
+        raw = [probs.get("A", 0.0), probs.get("B", 0.0)]
+    else:
+        raw = list(probs)
+        if len(raw) != 2:
+            raise ValueError(f"expected [P(A), P(B)], got {len(raw)} values")
+    clean = [float(p) if p is not None and math.isfinite(float(p)) and float(p) > 0 else 0.0 for p in raw]
+    total = clean[0] + clean[1]
+    if total <= 0:
+        return 0.5, 0.5
+    return clean[0] / total, clean[1] / total
+
+
+def pairwise_verdict(
+    p_first: Mapping[str, float] | Sequence[float], p_second: Mapping[str, float] | Sequence[float]
+) -> dict[str, str | float]:
+    """Combine a judge's two order-swapped comparisons of candidate vs reference into one verdict.
+
+    Args:
+        p_first: the judge's probabilities over ("A", "B") when the candidate is shown as "A" and the reference
+            as "B"; a [P(A), P(B)] list or an {"A": .., "B": ..} mapping, not necessarily normalised.
+        p_second: the same with the order swapped (reference "A", candidate "B").
+
+    Returns:
+        {"verdict": "win" | "loss" | "tie", "p_candidate": float}: "win" when the candidate is strictly preferred
+        in both orders, "loss" when the reference is strictly preferred in both, otherwise "tie" (a
+        position-inconsistent judge, or exactly equal probabilities in an order). p_candidate is the mean over
+        both orders of the normalised probability that the candidate is preferred.
+    """
+    a1, b1 = _option_probs(p_first)  # candidate = A
+    a2, b2 = _option_probs(p_second)  # candidate = B
+    p_candidate = (a1 + b2) / 2.0
+    if a1 > b1 and b2 > a2:
+        verdict = "win"
+    elif a1 < b1 and b2 < a2:
+        verdict = "loss"
+    else:
+        verdict = "tie"
+    return {"verdict": verdict, "p_candidate": p_candidate}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Win rates
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _sigmoid(z: float) -> float:
+    """Numerically stable logistic function."""
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def _softplus(z: float) -> float:
+    """log(1 + exp(z)), numerically stable."""
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+def _population_sd(values: Sequence[float]) -> float:
+    """Population standard deviation (ddof=0) of a non-empty sequence."""
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
+def _lc_loss(theta: float, phi: float, p: Sequence[float], x: Sequence[float], l2: float) -> float:
+    """Soft-target binary cross-entropy of logit = theta + phi*x (up to a constant), plus l2/2 * phi^2."""
+    total = 0.0
+    for pi, xi in zip(p, x, strict=True):
+        z = theta + phi * xi
+        total += _softplus(z) - pi * z
+    return total + 0.5 * l2 * phi * phi
+
+
+def length_controlled_win_rate(p: Sequence[float], length_diffs: Sequence[float]) -> float | None:
+    """Length-controlled win rate, in the spirit of AlpacaEval 2.0 LC.
+
+    Fits ``logit(p_i) = theta + phi * tanh(d_i / sd)`` where d_i = len(candidate_i) - len(reference_i) and sd is
+    the population standard deviation of the d_i, by minimising binary cross-entropy against the soft targets p_i
+    (plus a tiny L2 penalty on phi) with damped Newton-Raphson, and returns sigmoid(theta): the predicted
+    probability that the candidate wins when both responses have the same length. If sd == 0, phi is fixed at 0
+    and the result is exactly mean(p). Deterministic.
+
+    Args:
+        p: per-item probability that the candidate is preferred (in [0, 1]).
+        length_diffs: per-item candidate length minus reference length.
+
+    Returns:
+        The length-controlled win rate in [0, 1], or None when there are no items.
+    """
+    if len(p) != len(length_diffs):
+        raise ValueError(f"{len(p)} probabilities but {len(length_diffs)} length differences")
+    n = len(p)
+    if n == 0:
+        return None
+    targets = [min(max(float(pi), 0.0), 1.0) for pi in p]
+    mean_p = sum(targets) / n
+    sd = _population_sd([float(d) for d in length_diffs])
+    # All targets 0 (or all 1): the optimum is at theta = -inf (+inf) whatever phi; the limit is mean(p).
+    # sd == 0: phi is fixed at 0 and the optimum is theta = logit(mean(p)) in closed form.
+    if sd == 0 or mean_p <= 0.0 or mean_p >= 1.0:
+        return mean_p
+    x = [math.tanh(float(d) / sd) for d in length_diffs]
+
+    l2 = LC_L2_PHI
+    theta = math.log(mean_p / (1.0 - mean_p))
+    phi = 0.0
+    loss = _lc_loss(theta, phi, targets, x, l2)
+    for _ in range(LC_MAX_ITER):
+        g_t = g_p = 0.0
+        h_tt = h_tp = h_pp = 0.0
+        for pi, xi in zip(targets, x, strict=True):
+            s = _sigmoid(theta + phi * xi)
+            r = s - pi
+            w = s * (1.0 - s)
+            g_t += r
+            g_p += r * xi
+            h_tt += w
+            h_tp += w * xi
+            h_pp += w * xi * xi
+        g_p += l2 * phi
+        h_pp += l2
+        h_tt += 1e-12  # keeps the 2x2 system solvable when every prediction is saturated
+        if math.hypot(g_t, g_p) < LC_TOL:
+            break
+        det = h_tt * h_pp - h_tp * h_tp
+        if det <= 0:
+            break
+        step_t = (h_pp * g_t - h_tp * g_p) / det
+        step_p = (h_tt * g_p - h_tp * g_t) / det
+        # Backtracking line search: the objective is convex, so a short enough Newton step always decreases it.
+        t = 1.0
+        while t > 1e-10:
+            new_theta, new_phi = theta - t * step_t, phi - t * step_p
+            new_loss = _lc_loss(new_theta, new_phi, targets, x, l2)
+            if new_loss <= loss:
+                break
+            t *= 0.5
+        else:
+            break
+        theta, phi, loss = new_theta, new_phi, new_loss
+        if abs(t * step_t) + abs(t * step_p) < LC_TOL:
+            break
+    return _sigmoid(theta)
+
+
+def win_rates(
+    verdicts: Sequence[Mapping[str, Any]],
+    candidate_lengths: Sequence[int],
+    reference_lengths: Sequence[int],
+) -> dict[str, int | float | None]:
+    """Aggregate per-prompt pairwise verdicts (as returned by :func:`pairwise_verdict`) into win rates.
+
+    Args:
+        verdicts: one {"verdict": "win"|"loss"|"tie", "p_candidate": float} per prompt.
+        candidate_lengths: length of the candidate response per prompt (any consistent unit: tokens, characters).
+        reference_lengths: length of the reference response per prompt.
+
+    Returns:
+        {"n", "wins", "losses", "ties", "win_rate", "tie_rate", "loss_rate", "win_rate_ties_half", "lc_win_rate",
+        "mean_p_candidate", "mean_length_candidate", "mean_length_reference"}. Rates are fractions in [0, 1];
+        win_rate_ties_half = (wins + ties/2) / n (AlpacaEval convention); lc_win_rate is
+        :func:`length_controlled_win_rate` of the p_candidate values. With n == 0 the counts are 0 and every rate
+        and mean is None.
+    """
+    n = len(verdicts)
+    if len(candidate_lengths) != n or len(reference_lengths) != n:
+        raise ValueError(
+            f"{n} verdicts but {len(candidate_lengths)} candidate and {len(reference_lengths)} reference lengths"
+        )
+    counts = dict.fromkeys(VERDICTS, 0)
+    probs: list[float] = []
+    for i, v in enumerate(verdicts):
+        label = v.get("verdict")
+        if label not in counts:
+            raise ValueError(f"verdict {i}: unknown verdict {label!r}")
+        counts[label] += 1
+        probs.append(float(v["p_candidate"]))
+    wins, losses, ties = counts["win"], counts["loss"], counts["tie"]
+    if n == 0:
+        return {
+            "n": 0,
+            "wins": 0,
+            "losses": 0,
+            "ties": 0,
+            "win_rate": None,
+            "tie_rate": None,
+            "loss_rate": None,
+            "win_rate_ties_half": None,
+            "lc_win_rate": None,
+            "mean_p_candidate": None,
+            "mean_length_candidate": None,
+            "mean_length_reference": None,
+        }
+    diffs = [float(c) - float(r) for c, r in zip(candidate_lengths, reference_lengths, strict=True)]
+    return {
+        "n": n,
+        "wins": wins,
+        "losses": losses,
+        "ties": ties,
+        "win_rate": wins / n,
+        "tie_rate": ties / n,
+        "loss_rate": losses / n,
+        "win_rate_ties_half": (wins + 0.5 * ties) / n,
+        "lc_win_rate": length_controlled_win_rate(probs, diffs),
+        "mean_p_candidate": sum(probs) / n,
+        "mean_length_candidate": sum(candidate_lengths) / n,
+        "mean_length_reference": sum(reference_lengths) / n,
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Ranks and agreement
+# --------------------------------------------------------------------------------------------------------------
+
+
+def average_ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks of the values, ties sharing the average of the ranks they span (e.g. [10, 20, 20] ->
+    [1.0, 2.5, 2.5])."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        rank = (start + end) / 2.0 + 1.0
+        for k in range(start, end + 1):
+            ranks[order[k]] = rank
+        start = end + 1
+    return ranks
+
+
+def _pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Pearson correlation, or None when either side is constant."""
+    n = len(x)
+    mx, my = sum(x) / n, sum(y) / n
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
+    sxx = sum((a - mx) ** 2 for a in x)
+    syy = sum((b - my) ** 2 for b in y)
+    if sxx <= 0 or syy <= 0:
+        return None
+    r = sxy / math.sqrt(sxx * syy)
+    return max(-1.0, min(1.0, r))
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Spearman's rank correlation: the Pearson correlation of the average ranks (ties get average ranks).
+
+    Returns None when there are fewer than two items or either side is constant.
+    """
+    if len(x) != len(y):
+        raise ValueError(f"length mismatch: {len(x)} vs {len(y)}")
+    if len(x) < 2:
+        return None
+    return _pearson(average_ranks(x), average_ranks(y))
+
+
+def curation_agreement(
+    scores: Sequence[float], kept: Sequence[bool], human_accept: Sequence[bool]
+) -> dict[str, int | float | None]:
+    """Agreement between the model's curation decisions and human review on the same candidates.
+
+    Positive = the model kept the item / the human accepted it (the human decision is the ground truth).
+
+    Args:
+        scores: the model's curation score per item.
+        kept: whether curation kept the item.
+        human_accept: whether the human reviewer accepted the item.
+
+    Returns:
+        {"n", "tp", "fp", "fn", "tn", "precision", "recall", "f1", "accuracy", "spearman"}. precision, recall,
+        f1 and accuracy are None when their denominator is 0; spearman is the rank correlation between the score
+        and the human decision (1 accept / 0 reject), None when n < 2 or either side is constant.
+    """
+    n = len(scores)
+    if len(kept) != n or len(human_accept) != n:
+        raise ValueError(f"{n} scores but {len(kept)} keep decisions and {len(human_accept)} human decisions")
+    tp = sum(1 for k, h in zip(kept, human_accept, strict=True) if k and h)
+    fp = sum(1 for k, h in zip(kept, human_accept, strict=True) if k and not h)
+    fn = sum(1 for k, h in zip(kept, human_accept, strict=True) if not k and h)
+    tn = n - tp - fp - fn
+    precision = tp / (tp + fp) if tp + fp else None
+    recall = tp / (tp + fn) if tp + fn else None
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None
+    return {
+        "n": n,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "accuracy": (tp + tn) / n if n else None,
+        "spearman": spearman([float(s) for s in scores], [1.0 if h else 0.0 for h in human_accept]),
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Prompt files
+# --------------------------------------------------------------------------------------------------------------
+
+
+class PromptFileError(ValueError):
+    """An uploaded evaluation prompt file could not be parsed; the message names every bad line."""
+
+
+def _prompt_from_object(obj: object) -> tuple[str | None, str | None]:
+    """(prompt, None) for a valid JSONL record, (None, problem) otherwise."""
+    if not isinstance(obj, dict):
+        return None, "not a JSON object"
+    key = next((k for k in PROMPT_KEYS if k in obj), None)
+    if key is None:
+        return None, "no 'prompt', 'instruction' or 'text' field"
+    value = obj[key]
+    if not isinstance(value, str):
+        return None, f"'{key}' is not a string"
+    prompt = value.strip()
+    if not prompt:
+        return None, f"empty prompt ('{key}' is blank)"
+    if key == "instruction":
+        extra = obj.get("input")
+        if extra is not None and not isinstance(extra, str):
+            return None, "'input' is not a string"
+        if extra and extra.strip():
+            prompt = f"{prompt}\n\n{extra.strip()}"
+    return prompt, None
+
+
+def parse_prompts_jsonl(text: str) -> list[str]:
+    """Parse an evaluation prompt file: one JSON object per line.
+
+    The prompt is read from the first present of "prompt", "instruction" or "text"; for "instruction", a
+    non-empty "input" field is appended after a blank line (Alpaca format). Blank lines are ignored, prompts are
+    stripped, and identical prompts are deduplicated keeping the first.
+
+    Raises:
+        PromptFileError: naming every bad line (up to 20, 1-based), e.g.
+            "line 3: invalid JSON (Expecting value); line 7: no 'prompt', 'instruction' or 'text' field",
+            or when the file holds no prompts at all.
+    """
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    prompts: list[str] = []
+    seen: set[str] = set()
+    errors: list[str] = []
+    n_errors = 0
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            prompt, problem = None, f"invalid JSON ({exc.msg})"
+        else:
+            prompt, problem = _prompt_from_object(obj)
+        if problem is not None:
+            n_errors += 1
+            if len(errors) < MAX_REPORTED_ERRORS:
+                errors.append(f"line {lineno}: {problem}")
+            continue
+        assert prompt is not None
+        if prompt not in seen:
+            seen.add(prompt)
+            prompts.append(prompt)
+    if errors:
+        message = "; ".join(errors)
+        if n_errors > len(errors):
+            message += f"; ... and {n_errors - len(errors)} more bad lines"
+        raise PromptFileError(message)
+    if not prompts:
+        raise PromptFileError("the file contains no prompts")
+    return prompts

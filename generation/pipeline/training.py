@@ -1,0 +1,161 @@
+"""Training data and hyperparameters for the backward and forward models. Pure: no Django, no torch.
+
+Examples are TRL's conversational *prompt-completion* rows ({"prompt": [messages], "completion": [messages]}):
+SFTTrainer applies the base model's chat template and computes the loss on the completion only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from generation.pipeline import prompts
+
+# Humpback (Li et al. 2023) tags each data source with its own system prompt when fine-tuning the forward model.
+SYSTEM_PROMPTS = {
+    "seed": "Answer in the style of an AI Assistant.",
+    "safety": "Answer in the style of an AI Assistant.",
+    "web": "Answer with knowledge from web search.",
+}
+# At inference (evaluation) the forward model is asked in the seed style, as in the paper.
+INFERENCE_SYSTEM_PROMPT = SYSTEM_PROMPTS["seed"]
+
+Example = dict[str, list[dict[str, str]]]
+
+METHODS = ("lora", "full")
+TRAINING_DEFAULTS: dict[str, Any] = {
+    # The papers' settings (full fine-tuning of LLaMA: lr 1e-5, weight decay 0.1, batch 32). LoRA takes a
+    # higher rate. None = chosen by `resolve_hparams` for the method and the device.
+    "method": "lora",
+    "learning_rate": None,
+    "weight_decay": 0.1,
+    "batch_size": 32,
+    "epochs": 3,
+    "max_steps": None,
+    "max_length": 1024,
+    "packing": True,
+    "lora_r": 16,
+    "lora_alpha": 32,
+    "lora_dropout": 0.05,
+    "warmup_ratio": 0.03,
+    # Smaller batches, sequences and epochs when training on a CPU, so a round finishes in minutes.
+    "scale_down_on_cpu": True,
+}
+LEARNING_RATES = {"full": 1e-5, "lora": 2e-4}
+# Measured on 2 cores with the 135M model: ~25 s per step of 4 × 384 tokens.
+CPU_LIMITS = {"batch_size": 4, "max_length": 384, "epochs": 1, "max_steps": 6}
+
+
+def backward_example(instruction: str, response: str, *, max_chars: int) -> Example:
+    """(response → instruction): the backward model M_yx sees the text exactly as the augment stage shows it
+    and answers with BACKWARD_PREFIX + the instruction, so generation can keep forcing that prefix."""
+    text, _ = prompts.truncate(response.strip(), max_chars)
+    return {
+        "prompt": prompts.backward_messages(text),
+        "completion": [{"role": "assistant", "content": prompts.BACKWARD_PREFIX + instruction.strip()}],
+    }
+
+
+def forward_example(instruction: str, response: str, source: str) -> Example:
+    """(instruction → response) with the source's system prompt (Humpback's tagging)."""
+    if source not in SYSTEM_PROMPTS:
+        raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SYSTEM_PROMPTS)}")
+    return {
+        "prompt": [
+            {"role": "system", "content": SYSTEM_PROMPTS[source]},
+            {"role": "user", "content": instruction.strip()},
+        ],
+        "completion": [{"role": "assistant", "content": response.strip()}],
+    }
+
+
+def inference_messages(prompt: str) -> list[dict[str, str]]:
+    """How evaluation asks a forward (or base) model: the seed-style system prompt, then the prompt."""
+    return [{"role": "system", "content": INFERENCE_SYSTEM_PROMPT}, {"role": "user", "content": prompt.strip()}]
+
+
+def data_hash(examples: Iterable[Example]) -> str:
+    """sha256 over the training rows in order: two models trained on the same data share it."""
+    digest = hashlib.sha256()
+    for example in examples:
+        digest.update(json.dumps(example, sort_keys=True, ensure_ascii=False).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class HParams:
+    method: str
+    learning_rate: float
+    weight_decay: float
+    per_device_batch_size: int
+    gradient_accumulation_steps: int
+    epochs: float
+    max_steps: int | None
+    max_length: int
+    packing: bool
+    lora_r: int
+    lora_alpha: int
+    lora_dropout: float
+    warmup_ratio: float
+    seed: int
+
+    @property
+    def batch_size(self) -> int:
+        return self.per_device_batch_size * self.gradient_accumulation_steps
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["batch_size"] = self.batch_size
+        return out
+
+
+def validate_training(cfg: dict[str, Any]) -> None:
+    """Raise ValueError naming the key when a training setting is wrong."""
+    if cfg["method"] not in METHODS:
+        raise ValueError(f"training.method must be one of {', '.join(METHODS)}, got {cfg['method']!r}")
+    for key in ("batch_size", "max_length", "lora_r", "lora_alpha"):
+        value = cfg[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"training.{key} must be a positive integer, got {value!r}")
+    if cfg["max_steps"] is not None and (not isinstance(cfg["max_steps"], int) or cfg["max_steps"] < 1):
+        raise ValueError(f"training.max_steps must be a positive integer or null, got {cfg['max_steps']!r}")
+    if not isinstance(cfg["epochs"], int | float) or cfg["epochs"] <= 0:
+        raise ValueError(f"training.epochs must be > 0, got {cfg['epochs']!r}")
+    lr = cfg["learning_rate"]
+    if lr is not None and (not isinstance(lr, int | float) or not 0 < lr < 1):
+        raise ValueError(f"training.learning_rate must be between 0 and 1, got {lr!r}")
+    for key in ("weight_decay", "lora_dropout", "warmup_ratio"):
+        if not isinstance(cfg[key], int | float) or not 0 <= cfg[key] < 1:
+            raise ValueError(f"training.{key} must be in [0, 1), got {cfg[key]!r}")
+
+
+def resolve_hparams(cfg: dict[str, Any], *, on_gpu: bool, seed: int = 0, per_device_max: int = 8) -> HParams:
+    """The round's training settings made concrete for this device: the learning rate for the method, the
+    batch split into per-device batches × gradient accumulation, and on a CPU the scaled-down limits."""
+    batch, max_length, epochs, max_steps = cfg["batch_size"], cfg["max_length"], cfg["epochs"], cfg["max_steps"]
+    if not on_gpu and cfg["scale_down_on_cpu"]:
+        batch = min(batch, CPU_LIMITS["batch_size"])
+        max_length = min(max_length, CPU_LIMITS["max_length"])
+        epochs = min(epochs, CPU_LIMITS["epochs"])
+        max_steps = min(max_steps or CPU_LIMITS["max_steps"], CPU_LIMITS["max_steps"])
+    per_device = min(batch, per_device_max)
+    return HParams(
+        method=cfg["method"],
+        learning_rate=cfg["learning_rate"] or LEARNING_RATES[cfg["method"]],
+        weight_decay=cfg["weight_decay"],
+        per_device_batch_size=per_device,
+        gradient_accumulation_steps=max(1, batch // per_device),
+        epochs=epochs,
+        max_steps=max_steps,
+        max_length=max_length,
+        packing=cfg["packing"],
+        lora_r=cfg["lora_r"],
+        lora_alpha=cfg["lora_alpha"],
+        lora_dropout=cfg["lora_dropout"],
+        warmup_ratio=cfg["warmup_ratio"],
+        seed=seed,
+    )

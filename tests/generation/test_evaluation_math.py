@@ -1,0 +1,302 @@
+"""Pure unit tests of the evaluation math (no database access)."""
+
+import math
+
+import pytest
+
+from generation.pipeline.evaluation import (
+    PromptFileError,
+    average_ranks,
+    curation_agreement,
+    length_controlled_win_rate,
+    pairwise_verdict,
+    parse_prompts_jsonl,
+    spearman,
+    win_rates,
+)
+
+# --------------------------------------------------------------------------------------------------------------
+# pairwise_verdict
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_consistent_preference_for_the_candidate_is_a_win():
+    # Order 1: candidate is A; order 2: candidate is B.
+    result = pairwise_verdict([0.9, 0.1], [0.2, 0.8])
+    assert result["verdict"] == "win"
+    assert result["p_candidate"] == pytest.approx((0.9 + 0.8) / 2)
+
+
+def test_consistent_preference_for_the_reference_is_a_loss():
+    result = pairwise_verdict([0.1, 0.9], [0.7, 0.3])
+    assert result["verdict"] == "loss"
+    assert result["p_candidate"] == pytest.approx((0.1 + 0.3) / 2)
+
+
+def test_position_biased_judge_gives_a_tie():
+    # The judge always prefers whatever is shown first: inconsistent across orders, so it cancels out.
+    result = pairwise_verdict([0.8, 0.2], [0.8, 0.2])
+    assert result["verdict"] == "tie"
+    assert result["p_candidate"] == pytest.approx(0.5)
+    # Always prefers "B": also a tie.
+    assert pairwise_verdict([0.3, 0.7], [0.3, 0.7])["verdict"] == "tie"
+
+
+def test_probabilities_are_normalised_before_comparing():
+    # [0.3, 0.1] -> [0.75, 0.25]; [0.02, 0.06] -> [0.25, 0.75]
+    result = pairwise_verdict([0.3, 0.1], [0.02, 0.06])
+    assert result["verdict"] == "win"
+    assert result["p_candidate"] == pytest.approx(0.75)
+
+
+def test_zero_mass_is_uniform_and_equal_probabilities_are_no_preference():
+    # Order 1 has no mass -> 0.5/0.5 -> no preference -> tie even though order 2 prefers the candidate.
+    result = pairwise_verdict([0, 0], [0, 1])
+    assert result["verdict"] == "tie"
+    assert result["p_candidate"] == pytest.approx((0.5 + 1.0) / 2)
+    result = pairwise_verdict([0.4, 0.4], [0.1, 0.9])
+    assert result["verdict"] == "tie"
+    assert result["p_candidate"] == pytest.approx((0.5 + 0.9) / 2)
+
+
+def test_mapping_input_is_accepted():
+    result = pairwise_verdict({"A": 0.6, "B": 0.2}, {"A": 0.1, "B": 0.3})
+    assert result["verdict"] == "win"
+    assert result["p_candidate"] == pytest.approx((0.75 + 0.75) / 2)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# win_rates / length_controlled_win_rate
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _v(verdict, p):
+    return {"verdict": verdict, "p_candidate": p}
+
+
+def test_win_rate_arithmetic():
+    verdicts = [_v("win", 0.9), _v("win", 0.8), _v("tie", 0.5), _v("loss", 0.2), _v("win", 0.7)]
+    result = win_rates(verdicts, [100, 120, 80, 90, 110], [100, 100, 100, 100, 100])
+    assert (result["n"], result["wins"], result["losses"], result["ties"]) == (5, 3, 1, 1)
+    assert result["win_rate"] == pytest.approx(0.6)
+    assert result["tie_rate"] == pytest.approx(0.2)
+    assert result["loss_rate"] == pytest.approx(0.2)
+    assert result["win_rate_ties_half"] == pytest.approx((3 + 0.5) / 5)
+    assert result["mean_p_candidate"] == pytest.approx(3.1 / 5)
+    assert result["mean_length_candidate"] == pytest.approx(100.0)
+    assert result["mean_length_reference"] == pytest.approx(100.0)
+    assert 0.0 <= result["lc_win_rate"] <= 1.0
+
+
+def test_win_rates_with_no_items():
+    result = win_rates([], [], [])
+    assert (result["n"], result["wins"], result["losses"], result["ties"]) == (0, 0, 0, 0)
+    for key in ("win_rate", "tie_rate", "loss_rate", "win_rate_ties_half", "lc_win_rate", "mean_p_candidate"):
+        assert result[key] is None
+    assert length_controlled_win_rate([], []) is None
+
+
+def test_win_rates_rejects_mismatched_inputs():
+    with pytest.raises(ValueError):
+        win_rates([_v("win", 0.9)], [1, 2], [1])
+    with pytest.raises(ValueError):
+        win_rates([_v("victory", 0.9)], [1], [1])
+
+
+def test_lc_win_rate_is_the_plain_mean_when_lengths_are_equal():
+    p = [0.9, 0.8, 0.5, 0.2, 0.7, 0.65]
+    assert length_controlled_win_rate(p, [0] * len(p)) == pytest.approx(sum(p) / len(p))
+    # Equal (nonzero) differences: sd == 0, phi fixed at 0, same answer.
+    assert length_controlled_win_rate(p, [40] * len(p)) == pytest.approx(sum(p) / len(p))
+    verdicts = [_v("win" if x > 0.5 else "loss", x) for x in p]
+    result = win_rates(verdicts, [50] * len(p), [50] * len(p))
+    assert result["lc_win_rate"] == pytest.approx(result["mean_p_candidate"])
+
+
+def test_lc_win_rate_corrects_wins_that_come_only_from_length():
+    # The candidate wins (p=0.9) exactly when it is longer and loses (p=0.1) when shorter; it is longer 8/10 times.
+    p = [0.9] * 8 + [0.1] * 2
+    diffs = [100] * 8 + [-100] * 2
+    verdicts = [_v("win" if x > 0.5 else "loss", x) for x in p]
+    result = win_rates(verdicts, [200 + d for d in diffs], [200] * 10)
+    assert result["win_rate"] == pytest.approx(0.8)
+    assert result["mean_p_candidate"] == pytest.approx(0.74)
+    # At zero length difference the judge is indifferent: theta ~ 0 (only the tiny L2 on phi pulls it off).
+    assert result["lc_win_rate"] == pytest.approx(0.5, abs=0.01)
+    assert result["lc_win_rate"] < result["win_rate"]
+
+
+def test_lc_win_rate_unbiased_by_length_when_preference_is_independent_of_it():
+    # Same preference whether longer or shorter -> no length effect, lc == mean p.
+    p = [0.7, 0.7, 0.7, 0.7]
+    assert length_controlled_win_rate(p, [-30, 10, 50, 200]) == pytest.approx(0.7, abs=1e-6)
+
+
+def test_lc_win_rate_matches_an_independent_gradient_descent_fit():
+    p = [0.9, 0.3, 0.8, 0.6, 0.2, 0.95, 0.4, 0.7]
+    diffs = [120, -40, 60, 10, -150, 300, -20, 0]
+    lc = length_controlled_win_rate(p, diffs)
+
+    n = len(diffs)
+    mean_d = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean_d) ** 2 for d in diffs) / n)
+    x = [math.tanh(d / sd) for d in diffs]
+    theta = phi = 0.0
+    for _ in range(20000):
+        g_t = g_p = 0.0
+        for pi, xi in zip(p, x, strict=True):
+            r = 1 / (1 + math.exp(-(theta + phi * xi))) - pi
+            g_t += r
+            g_p += r * xi
+        g_p += 1e-3 * phi
+        theta -= 0.2 * g_t / n
+        phi -= 0.2 * g_p / n
+    assert lc == pytest.approx(1 / (1 + math.exp(-theta)), abs=1e-6)
+
+
+def test_lc_win_rate_degenerate_targets():
+    assert length_controlled_win_rate([1.0, 1.0, 1.0], [10, -5, 30]) == 1.0
+    assert length_controlled_win_rate([0.0, 0.0], [10, -5]) == 0.0
+    # Hard, length-separable targets stay finite and deterministic thanks to the L2 on phi.
+    first = length_controlled_win_rate([1.0, 1.0, 0.0, 0.0], [50, 40, -40, -50])
+    assert first == pytest.approx(0.5, abs=1e-6)
+    assert length_controlled_win_rate([1.0, 1.0, 0.0, 0.0], [50, 40, -40, -50]) == first
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Ranks, Spearman, curation agreement
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_average_ranks_with_ties():
+    assert average_ranks([10, 20, 20, 5]) == [2.0, 3.5, 3.5, 1.0]
+    assert average_ranks([1, 1, 1]) == [2.0, 2.0, 2.0]
+    assert average_ranks([]) == []
+
+
+def test_spearman_hand_computed():
+    assert spearman([1, 2, 3, 4, 5], [2, 4, 6, 8, 10]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4, 5], [5, 4, 3, 2, 1]) == pytest.approx(-1.0)
+    # No ties: 1 - 6*sum(d^2)/(n(n^2-1)), ranks y = [2, 1, 4, 3, 5] -> sum d^2 = 4 -> 1 - 24/120 = 0.8
+    assert spearman([1, 2, 3, 4, 5], [20, 10, 40, 30, 50]) == pytest.approx(0.8)
+    # Ties in y: ranks [1, 2, 3.5, 5, 3.5] -> r = 8 / sqrt(10 * 9.5) (scipy.stats.spearmanr: 0.8207826816681233)
+    assert spearman([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]) == pytest.approx(0.8207826816681233)
+
+
+def test_spearman_undefined_cases():
+    assert spearman([1.0], [2.0]) is None
+    assert spearman([], []) is None
+    assert spearman([1, 2, 3], [4, 4, 4]) is None
+    with pytest.raises(ValueError):
+        spearman([1, 2], [1])
+
+
+def test_curation_agreement_small_example():
+    scores = [4.8, 4.5, 4.1, 3.0, 2.2, 1.5]
+    kept = [True, True, True, False, False, False]
+    human = [True, False, True, True, False, False]
+    result = curation_agreement(scores, kept, human)
+    assert (result["n"], result["tp"], result["fp"], result["fn"], result["tn"]) == (6, 2, 1, 1, 2)
+    assert result["precision"] == pytest.approx(2 / 3)
+    assert result["recall"] == pytest.approx(2 / 3)
+    assert result["f1"] == pytest.approx(2 / 3)
+    assert result["accuracy"] == pytest.approx(4 / 6)
+    # Score ranks [6, 5, 4, 3, 2, 1]; human ranks (3 ties each) [5, 2, 5, 5, 2, 2]:
+    # deviations x [2.5, 1.5, .5, -.5, -1.5, -2.5], y [1.5, -1.5, 1.5, 1.5, -1.5, -1.5]
+    # sxy = 3.75 - 2.25 + .75 - .75 + 2.25 + 3.75 = 7.5; sxx = 17.5; syy = 13.5
+    assert result["spearman"] == pytest.approx(7.5 / math.sqrt(17.5 * 13.5))
+
+
+def test_curation_agreement_undefined_metrics():
+    result = curation_agreement([1.0, 2.0], [False, False], [False, False])
+    assert (result["tp"], result["fp"], result["fn"], result["tn"]) == (0, 0, 0, 2)
+    assert result["precision"] is None
+    assert result["recall"] is None
+    assert result["f1"] is None
+    assert result["accuracy"] == 1.0
+    assert result["spearman"] is None  # human side is constant
+    empty = curation_agreement([], [], [])
+    assert empty["n"] == 0 and empty["accuracy"] is None and empty["spearman"] is None
+    # Kept nothing but the human accepted something: recall 0, precision undefined, f1 0.
+    result = curation_agreement([1.0, 2.0], [False, False], [True, False])
+    assert result["precision"] is None
+    assert result["recall"] == 0.0
+    assert result["f1"] == 0.0
+    assert result["spearman"] == pytest.approx(-1.0)
+
+
+def test_curation_agreement_rejects_mismatched_lengths():
+    with pytest.raises(ValueError):
+        curation_agreement([1.0, 2.0], [True], [True, False])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# parse_prompts_jsonl
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_parse_prompts_reads_the_supported_keys():
+    text = "\n".join(
+        [
+            '{"prompt": "  Write a haiku.  "}',
+            "",
+            '{"instruction": "Translate to French.", "input": "Good morning"}',
+            '{"instruction": "Name a colour.", "input": ""}',
+            '{"text": "Explain tides.", "prompt": "Preferred key wins."}',
+            "   ",
+            '{"prompt": "Write a haiku."}',
+        ]
+    )
+    assert parse_prompts_jsonl(text) == [
+        "Write a haiku.",
+        "Translate to French.\n\nGood morning",
+        "Name a colour.",
+        "Preferred key wins.",
+    ]
+
+
+def test_parse_prompts_handles_bom_and_crlf():
+    assert parse_prompts_jsonl('\ufeff{"prompt": "a"}\r\n{"prompt": "b"}\r\n') == ["a", "b"]
+
+
+def test_parse_prompts_reports_every_bad_line_with_its_number():
+    text = "\n".join(
+        [
+            '{"prompt": "ok"}',
+            "",
+            "not json",
+            "[1, 2]",
+            '{"prompt": "   "}',
+            '{"prompt": "fine"}',
+            '{"question": "where is the prompt?"}',
+            '{"prompt": 42}',
+        ]
+    )
+    with pytest.raises(PromptFileError) as info:
+        parse_prompts_jsonl(text)
+    message = str(info.value)
+    assert message == (
+        "line 3: invalid JSON (Expecting value); "
+        "line 4: not a JSON object; "
+        "line 5: empty prompt ('prompt' is blank); "
+        "line 7: no 'prompt', 'instruction' or 'text' field; "
+        "line 8: 'prompt' is not a string"
+    )
+    assert isinstance(info.value, ValueError)
+
+
+def test_parse_prompts_caps_the_number_of_reported_errors():
+    text = "\n".join(["oops"] * 25)
+    with pytest.raises(PromptFileError) as info:
+        parse_prompts_jsonl(text)
+    message = str(info.value)
+    assert message.count("invalid JSON") == 20
+    assert "line 20: invalid JSON" in message
+    assert "line 21:" not in message
+    assert "5 more" in message
+
+
+@pytest.mark.parametrize("text", ["", "\n\n   \n"])
+def test_parse_prompts_empty_file_is_an_error(text):
+    with pytest.raises(PromptFileError, match="no prompts"):
+        parse_prompts_jsonl(text)
