@@ -138,6 +138,11 @@ MODELS_DIR = DATA_DIR / "models"
 EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct"
 EMBEDDED_MODEL_DIR = MODELS_DIR / EMBEDDED_MODEL_NAME
 DEFAULT_MODEL = env_path("BACKFORTH_DEFAULT_MODEL", EMBEDDED_MODEL_DIR, base=BASE_DIR)
+# Backward and forward models trained by rounds: <dir>/round-N/<role>. Tests train into their own directory
+# (their round numbers restart at 1 in every test database).
+TRAINED_MODELS_DIR = env_path(
+    "BACKFORTH_TRAINED_MODELS_DIR", MODELS_DIR / ("test-rounds" if TESTING else "rounds"), base=BASE_DIR
+)
 
 LOGGING = {
     "version": 1,

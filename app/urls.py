@@ -13,7 +13,11 @@ urlpatterns = [
     path("status/", generation_views.status, name="status"),
     path("status/ping/", generation_views.status_ping, name="status-ping"),
     path("rounds/", generation_views.round_list, name="round-list"),
+    path("rounds/new/", generation_views.round_launch, name="round-launch"),
     path("rounds/<int:number>/", generation_views.round_detail, name="round-detail"),
+    path("rounds/<int:number>/review/close/", generation_views.round_close_review, name="round-close-review"),
+    path("rounds/<int:number>/cancel/", generation_views.round_cancel, name="round-cancel"),
+    path("models/", generation_views.model_list, name="model-list"),
     path(
         "rounds/<int:number>/stages/<str:stage>/<str:action>/",
         generation_views.round_stage_action,

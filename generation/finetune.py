@@ -82,10 +82,12 @@ def finetune(
     on_step: Callable[[int, int], None] | None = None,
     keep_checkpoints: bool = False,
     save: bool = True,
+    resume_key: str = "",
 ) -> TrainResult:
     """Train on `examples` (prompt-completion rows; loss on the completion only) and save the merged model to
     `out_dir`. `on_step(step, max_steps)` is called after every optimiser step (progress, heartbeat, cancel:
-    it may raise to stop). Resumes from a checkpoint left in `out_dir` by an interrupted run."""
+    it may raise to stop). Resumes from a checkpoint left in `out_dir` by an interrupted run with the same
+    `resume_key`; checkpoints of any other run there are discarded."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -95,7 +97,11 @@ def finetune(
         raise ValueError("no training examples")
     out_dir = Path(out_dir)
     checkpoints = out_dir / "checkpoints"
+    key_file = checkpoints / "RESUME_KEY"
+    if checkpoints.is_dir() and (not key_file.is_file() or key_file.read_text() != resume_key):
+        shutil.rmtree(checkpoints)
     checkpoints.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(resume_key)
     gpu = torch.cuda.is_available()
     bf16 = gpu and torch.cuda.is_bf16_supported()
     tokenizer = AutoTokenizer.from_pretrained(base_path)

@@ -152,7 +152,7 @@ def _train(job: Job, *, role: str, rows: list[dict[str, Any]], examples: list[tr
         raise stages.StageError(f"no training data for the {role} model of round {rnd.number}")
     base = rnd.base_model.path
     stages.check_model_path(base, f"train_{role}")
-    out_dir = Path(settings.MODELS_DIR) / f"round-{rnd.number}" / role
+    out_dir = Path(settings.TRAINED_MODELS_DIR) / f"round-{rnd.number}" / role
     out_dir.mkdir(parents=True, exist_ok=True)
     with (out_dir / "training_data.jsonl").open("w", encoding="utf-8") as f:
         for row, example in zip(rows, examples, strict=True):
@@ -162,7 +162,13 @@ def _train(job: Job, *, role: str, rows: list[dict[str, Any]], examples: list[tr
 
     hparams = training.resolve_hparams(rnd.config["training"], on_gpu=finetune.on_gpu(), seed=rnd.config["seed"])
     result = finetune.finetune(
-        base_path=base, out_dir=out_dir, examples=examples, hparams=hparams, on_step=_on_step(job)
+        base_path=base,
+        out_dir=out_dir,
+        examples=examples,
+        hparams=hparams,
+        on_step=_on_step(job),
+        # A checkpoint is only resumed by the same round's same run (same data and settings).
+        resume_key=f"{rnd.config_hash}:{training.data_hash(examples)}",
     )
     kinds: dict[str, int] = {}
     for row in rows:

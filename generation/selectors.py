@@ -107,18 +107,39 @@ def overview_counts() -> dict[str, Any]:
     }
 
 
+def _stage_state(rnd: Round, stage: str, order: tuple[str, ...], progress: dict[str, Any]) -> str:
+    """done / current / pending / skipped / failed, for the round's timeline."""
+    chunks = progress["chunks"]
+    if chunks.get("failed"):
+        return "failed"
+    if rnd.state == stage:
+        return "current"
+    if rnd.state == Round.State.CLOSED or (rnd.state in order and order.index(rnd.state) > order.index(stage)):
+        if stage == Round.State.REVIEW:
+            return "done" if rnd.config["review"]["mode"] == "human" else "skipped"
+        return "done" if progress["launched"] else "skipped"
+    if progress["launched"] and chunks.get("done", 0) == sum(chunks.values()):
+        return "done"
+    return "pending"
+
+
 def round_stages(rnd: Round) -> list[dict[str, Any]]:
-    """Per model stage of the round: progress, chunk states and the errors of failed chunks."""
-    from generation.pipeline.config import stage_order
+    """Every stage of the round (the timeline): state, progress, chunk states and the errors of failed chunks."""
+    from generation.pipeline.config import round_stages as stage_list
     from generation.stages import stage_progress
 
+    order = stage_list(rnd.config)
     rows = []
-    for stage in stage_order(rnd.config):
+    for stage in order:
         progress = stage_progress(round=rnd, stage=stage)
         failed = list(rnd.jobs.filter(stage=stage, status=Job.Status.FAILED).order_by("chunk")[:5])
         rows.append(
             {
                 "name": stage,
+                "label": Round.State(stage).label,
+                "is_review": stage == Round.State.REVIEW,
+                "is_training": stage.startswith("train_"),
+                "state": _stage_state(rnd, stage, order, progress),
                 "current": rnd.state == stage,
                 **progress,
                 "percent": round(100 * progress["done"] / progress["total"]) if progress["total"] else 0,
@@ -128,6 +149,38 @@ def round_stages(rnd: Round) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def round_jobs(rnd: Round, *, limit: int = 50) -> list[Job]:
+    """The round's job log, newest activity first."""
+    return list(rnd.jobs.order_by("-started_at", "-id")[:limit])
+
+
+def review_progress(rnd: Round) -> dict[str, int]:
+    from annotation.models import Candidate
+
+    counts = round_candidate_counts(rnd)
+    reviewed = sum(counts.get(s, 0) for s in Candidate.REVIEWED)
+    pending = counts.get(Candidate.Status.KEPT, 0)
+    return {"reviewed": reviewed, "pending_kept": pending, "total": reviewed + pending}
+
+
+def round_scores(rnd: Round) -> list[float]:
+    return list(rnd.candidates.exclude(score=None).values_list("score", flat=True))
+
+
+def win_rate_trend() -> list[list[float]]:
+    """(round number, win rate %) of every evaluated round, for the trend chart."""
+    points = []
+    for number, metrics in Round.objects.order_by("number").values_list("number", "metrics"):
+        ev = (metrics or {}).get("evaluation") or {}
+        if ev.get("n"):
+            points.append([number, round(100 * ev["win_rate_ties_half"], 1)])
+    return points
+
+
+def model_registry() -> list[ModelVersion]:
+    return list(ModelVersion.objects.select_related("parent", "round").order_by("-created_at", "-id"))
 
 
 def round_candidate_counts(rnd: Round) -> dict[str, int]:

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import trigger_client_event
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from annotation.roles import ADMIN, role_required
-from generation import selectors, services, stages
-from generation.models import Round
+from generation import rounds, selectors, services, stages
+from generation.forms import ModelRegisterForm, RoundLaunchForm
+from generation.models import ModelVersion, Round
 
 
 @require_GET
@@ -33,8 +36,26 @@ def status_ping(request: HttpRequest) -> HttpResponse:
 @require_GET
 @role_required(ADMIN)
 def round_list(request: HttpRequest) -> HttpResponse:
-    rounds = Round.objects.select_related("corpus", "base_model").order_by("-number")
-    return render(request, "generation/round_list.html", {"rounds": rounds})
+    all_rounds = Round.objects.select_related("corpus", "base_model", "forward_model").order_by("-number")
+    return render(
+        request, "generation/round_list.html", {"rounds": all_rounds, "trend": selectors.win_rate_trend()}
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(ADMIN)
+def round_launch(request: HttpRequest) -> HttpResponse:
+    """The launch form: sensible defaults, the config validated (and frozen) before anything is queued."""
+    form = RoundLaunchForm(request.POST or None, request.FILES or None, initial=RoundLaunchForm.initial_values())
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        rnd = services.round_create(
+            corpus=data["corpus"], base_model=data["base_model"], config=data["config"], created_by=request.user
+        )
+        rounds.round_start(round=rnd)
+        messages.success(request, f"Round {rnd.number} launched (config {rnd.config_hash[:12]}).")
+        return redirect("round-detail", number=rnd.number)
+    return render(request, "generation/round_launch.html", {"form": form}, status=400 if form.errors else 200)
 
 
 def _round_context(rnd: Round) -> dict:
@@ -42,6 +63,13 @@ def _round_context(rnd: Round) -> dict:
         "round": rnd,
         "stages": selectors.round_stages(rnd),
         "counts": selectors.round_candidate_counts(rnd),
+        "review": selectors.review_progress(rnd),
+        "jobs": selectors.round_jobs(rnd),
+        "evaluation": rnd.metrics.get("evaluation"),
+        "curation": rnd.metrics.get("curation"),
+        "feedback": rnd.metrics.get("feedback"),
+        "scores": selectors.round_scores(rnd),
+        "models": [m for m in (rnd.backward_model, rnd.forward_model) if m is not None],
     }
 
 
@@ -65,3 +93,50 @@ def round_stage_action(request: HttpRequest, number: int, stage: str, action: st
     rnd.refresh_from_db()
     response = render(request, "generation/round_detail.html#round-stages", _round_context(rnd))
     return trigger_client_event(response, "stage-changed", {"stage": stage, "action": action, "chunks": n})
+
+
+@require_POST
+@role_required(ADMIN)
+def round_close_review(request: HttpRequest, number: int) -> HttpResponse:
+    rnd = get_object_or_404(Round, number=number)
+    try:
+        counts = rounds.round_close_review(round=rnd, user=request.user)
+    except rounds.ReviewNotOpen as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"Review closed: {counts['added_to_seed']} pairs joined the seed set, {counts['rejected']} rejected; "
+            "training the forward model.",
+        )
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("round-detail", args=[number]))
+    return redirect("round-detail", number=number)
+
+
+@require_POST
+@role_required(ADMIN)
+def round_cancel(request: HttpRequest, number: int) -> HttpResponse:
+    rnd = get_object_or_404(Round, number=number)
+    n = rounds.round_cancel(round=rnd)
+    messages.info(request, f"Round {rnd.number} cancelled ({n} unfinished jobs stopped).")
+    return redirect("round-detail", number=number)
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(ADMIN)
+def model_list(request: HttpRequest) -> HttpResponse:
+    """The model registry: every base, backward, forward and judge model, with lineage and metrics."""
+    form = ModelRegisterForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        model, created = ModelVersion.objects.get_or_create(
+            role=form.cleaned_data["role"], path=form.cleaned_data["path"], defaults={"name": form.cleaned_data["name"]}
+        )
+        messages.success(request, f"{model.name} {'registered' if created else 'was already registered'}.")
+        return redirect("model-list")
+    return render(
+        request,
+        "generation/model_list.html",
+        {"models": selectors.model_registry(), "form": form},
+        status=400 if form.errors else 200,
+    )

@@ -28,19 +28,44 @@ def redis_conn() -> Iterator:
     conn.flushdb()
 
 
+def worker_env() -> dict[str, str]:
+    """The environment of a worker process that works on the test database, test Redis and test model dir."""
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "DJANGO_SETTINGS_MODULE": "app.settings",
+        "BACKFORTH_TRAINED_MODELS_DIR": str(settings.TRAINED_MODELS_DIR),
+    }
+    env.pop("PYTEST_VERSION", None)  # the worker is not a test process: it uses the URLs given here
+    return env
+
+
+def worker_process(*queues: str) -> subprocess.Popen:
+    """A long-running (not burst) worker, for tests that kill it."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "rqworker",
+            *(queues or ("gpu",)),
+            "--worker-class",
+            "generation.worker.BackforthWorker",
+        ],
+        cwd=ROOT,
+        env=worker_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 @pytest.fixture
 def burst_worker(transactional_db, redis_conn) -> Callable[..., subprocess.CompletedProcess]:
     """Run a real RQ worker in its own process, on the test database and test Redis, until the queues are empty."""
 
     def run(*queues: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        db = connection.settings_dict
-        env = {
-            **os.environ,
-            "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-            "REDIS_URL": settings.REDIS_URL,
-            "DJANGO_SETTINGS_MODULE": "app.settings",
-        }
-        env.pop("PYTEST_VERSION", None)  # the worker is not a test process: it uses the URLs given here
+        env = worker_env()
         cmd = [
             sys.executable,
             "manage.py",

@@ -19,8 +19,8 @@ BACKWARD_PREFIX = "Question: "
 REWRITE_PREFIX = "<answer>\n"
 SCORE_OPTIONS = ("1", "2", "3", "4", "5")
 REWRITE_OPEN, REWRITE_CLOSE = "<answer>", "</answer>"
-JUDGE_PREFIX = "Better response: "
-JUDGE_OPTIONS = ("A", "B")
+JUDGE_PREFIX = "Better response:"
+JUDGE_OPTIONS = (" A", " B")  # the space belongs to the option token in BPE vocabularies
 
 Messages = list[dict[str, str]]
 

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import io
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import django_rq
 import pytest
-from django.conf import settings
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from annotation.models import Candidate
 from generation import services, stages
 from generation.jobs import run_job
 from generation.models import Job, ModelVersion, Round
-from tests.conftest import ROOT
+from tests.conftest import worker_process
 from tests.factories import CorpusFactory
 
 pytestmark = [pytest.mark.model, pytest.mark.integration]
@@ -73,27 +68,10 @@ def test_a_round_runs_augment_curate_rewrite_on_a_real_worker_with_vllm(burst_wo
     assert all(j.status == Job.Status.DONE and j.result["completion_tokens"] > 0 for j in augment_jobs)
 
 
-def _worker_process() -> subprocess.Popen:
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-    }
-    env.pop("PYTEST_VERSION", None)
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "rqworker", "gpu", "--worker-class", "generation.worker.BackforthWorker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 def test_a_worker_killed_mid_stage_loses_and_duplicates_nothing(burst_worker, model_dir, web_passages):
     rnd = make_round(web_passages[:8], model_dir)  # 4 augment chunks of 2
     stages.stage_launch(round=rnd, stage="augment")
-    worker = _worker_process()
+    worker = worker_process()
     try:
         jobs = rnd.jobs.filter(stage="augment")
         wait_for(

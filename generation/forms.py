@@ -1,0 +1,136 @@
+"""Forms of the admin pages: launching a round, registering a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django import forms
+from django.conf import settings
+
+from generation.models import Corpus, ModelVersion
+from generation.pipeline import config as round_config
+from generation.pipeline import evaluation
+from generation.pipeline.config import ConfigError
+
+MAX_PROMPT_FILE_BYTES = 5 * 2**20
+
+
+class RoundLaunchForm(forms.Form):
+    corpus = forms.ModelChoiceField(queryset=Corpus.objects.order_by("name"), empty_label=None)
+    base_model = forms.ModelChoiceField(
+        queryset=ModelVersion.objects.filter(role__in=["base", "forward"]).order_by("-created_at"),
+        empty_label=None,
+        help_text="The model B that every backward and forward model of the round is fine-tuned from.",
+    )
+    backend = forms.ChoiceField(
+        choices=[(b, b) for b in round_config.BACKENDS], help_text="auto: vLLM where it imports, else transformers"
+    )
+    sample_size = forms.IntegerField(min_value=1, max_value=10_000_000, help_text="segments to backtranslate")
+    chunk_size = forms.IntegerField(min_value=1, max_value=100_000, help_text="segments per job")
+    keep = forms.ChoiceField(choices=[("threshold", "score threshold"), ("top_k", "top k")], widget=forms.RadioSelect)
+    threshold = forms.FloatField(min_value=1, max_value=5, required=False, help_text="keep pairs scoring at least")
+    top_k = forms.IntegerField(min_value=1, required=False, help_text="keep the k best-scored pairs")
+    order = forms.ChoiceField(
+        choices=[("filter_rewrite", "curate, then rewrite the kept pairs"), ("rewrite_filter", "rewrite, then curate")]
+    )
+    review = forms.ChoiceField(
+        choices=[
+            ("human", "annotators review; the round waits until the review is closed"),
+            ("skip", "no review: the kept pairs train the forward model (Humpback's automatic loop)"),
+        ]
+    )
+    train_backward = forms.BooleanField(required=False, help_text="fine-tune M_yx on the seed set first")
+    training_method = forms.ChoiceField(choices=[("lora", "LoRA (merged after training)"), ("full", "full")])
+    max_steps = forms.IntegerField(min_value=1, required=False, help_text="cap on optimiser steps per training run")
+    augment_model = forms.CharField(
+        required=False, help_text="backward model directory to use instead of training one", max_length=1000
+    )
+    curate_model = forms.CharField(required=False, max_length=1000, help_text="default: the previous forward model")
+    rewrite_model = forms.CharField(required=False, max_length=1000, help_text="default: the base model")
+    judge_model = forms.CharField(required=False, max_length=1000, help_text="default: the base model")
+    eval_prompts = forms.FileField(
+        required=False, help_text="JSONL with a prompt per line ({\"prompt\": …}); default: the shipped set"
+    )
+    eval_limit = forms.IntegerField(min_value=1, required=False, help_text="evaluate on the first N prompts only")
+
+    @classmethod
+    def initial_values(cls) -> dict[str, Any]:
+        d = round_config.DEFAULTS
+        default_base = ModelVersion.objects.filter(role="base", path=str(Path(settings.DEFAULT_MODEL).resolve()))
+        newest = Corpus.objects.order_by("-created_at").first()
+        return {
+            "corpus": newest,
+            "base_model": default_base.first() or ModelVersion.objects.filter(role="base").first(),
+            "backend": d["backend"],
+            "sample_size": d["sample_size"],
+            "chunk_size": d["chunk_size"],
+            "keep": "threshold",
+            "threshold": d["curation"]["threshold"],
+            "order": d["order"],
+            "review": d["review"]["mode"],
+            "train_backward": True,
+            "training_method": d["training"]["method"],
+        }
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors:
+            return data
+        if data["keep"] == "threshold" and data.get("threshold") is None:
+            self.add_error("threshold", "Give a threshold, or keep the top k instead.")
+        if data["keep"] == "top_k" and not data.get("top_k"):
+            self.add_error("top_k", "Give k, or keep by threshold instead.")
+        prompts = None
+        upload = data.get("eval_prompts")
+        if upload is not None:
+            if upload.size > MAX_PROMPT_FILE_BYTES:
+                self.add_error("eval_prompts", f"The file is larger than {MAX_PROMPT_FILE_BYTES // 2**20} MiB.")
+            else:
+                try:
+                    prompts = evaluation.parse_prompts_jsonl(upload.read().decode("utf-8"))
+                except UnicodeDecodeError:
+                    self.add_error("eval_prompts", f"{upload.name} is not UTF-8 text.")
+                except evaluation.PromptFileError as exc:
+                    self.add_error("eval_prompts", f"{upload.name}: {exc}")
+        if self.errors:
+            return data
+        config = {
+            "backend": data["backend"],
+            "sample_size": data["sample_size"],
+            "chunk_size": data["chunk_size"],
+            "order": data["order"],
+            "curation": {
+                "threshold": data["threshold"] if data["keep"] == "threshold" else None,
+                "top_k": data["top_k"] if data["keep"] == "top_k" else None,
+            },
+            "review": {"mode": data["review"]},
+            "train_backward": {"enabled": data["train_backward"]},
+            "training": {"method": data["training_method"], "max_steps": data.get("max_steps")},
+            "models": {
+                stage: (data.get(f"{stage}_model") or "").strip() or None
+                for stage in ("augment", "curate", "rewrite", "judge")
+            },
+            "evaluation": {
+                "limit": data.get("eval_limit"),
+                "prompts": prompts,
+                "prompt_set": upload.name if prompts else None,
+            },
+        }
+        try:
+            data["config"] = round_config.validate(config)
+        except ConfigError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return data
+
+
+class ModelRegisterForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    role = forms.ChoiceField(choices=[("base", "base"), ("judge", "judge")])
+    path = forms.CharField(max_length=1000, help_text="a local Hugging Face model directory (with config.json)")
+
+    def clean_path(self) -> str:
+        path = Path(self.cleaned_data["path"]).expanduser()
+        if not (path / "config.json").is_file():
+            raise forms.ValidationError(f"{path} is not a Hugging Face model directory (no config.json there).")
+        return str(path.resolve())

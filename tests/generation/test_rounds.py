@@ -1,0 +1,165 @@
+"""Whole rounds for real: fine-tuning (TRL + LoRA) and evaluation on the embedded model, in RQ worker processes,
+on the test PostgreSQL and Redis. Sizes are tiny (1–3 optimiser steps) so two rounds fit in minutes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from annotation import services as annotation_services
+from annotation.models import Candidate, Review, SeedExample
+from generation import rounds, services
+from generation.models import Job, ModelVersion, Round
+from tests.conftest import ROOT, worker_process
+from tests.factories import CorpusFactory, UserFactory
+from tests.generation.test_stages import wait_for
+
+pytestmark = [pytest.mark.model, pytest.mark.integration]
+
+TINY = {
+    "backend": "transformers",
+    "chunk_size": 2,
+    "batch_size": 2,
+    "sample_size": 4,
+    "curation": {"threshold": None, "top_k": 2},
+    "generation": {"augment_max_new_tokens": 24, "rewrite_max_new_tokens": 32},
+    "training": {"max_steps": 1, "batch_size": 2, "max_length": 128},
+    "evaluation": {"limit": 2, "max_new_tokens": 16},
+}
+
+
+def seed_from_demo(n: int = 8) -> None:
+    lines = (ROOT / "annotation" / "demo" / "seed.jsonl").read_text().splitlines()
+    annotation_services.seed_examples_create(rows=[json.loads(line) for line in lines[:n]])
+
+
+def new_round(corpus, model_dir, **config) -> Round:
+    base, _ = ModelVersion.objects.get_or_create(role="base", path=str(model_dir), defaults={"name": "smol"})
+    return services.round_create(corpus=corpus, base_model=base, config={**TINY, **config})
+
+
+def test_two_rounds_feed_human_corrections_into_the_next_backward_model(burst_worker, model_dir, web_passages):
+    seed_from_demo()
+    corpus = CorpusFactory()
+    services.corpus_add_passages(corpus=corpus, passages=[{"text": p} for p in web_passages[:8]])
+
+    # Round 1: train M_yx(1) → augment → curate (with the base model: there is no M_0) → rewrite → review.
+    r1 = new_round(corpus, model_dir)
+    assert r1.curation_model is None
+    rounds.round_start(round=r1)
+    burst_worker("gpu", timeout=900)
+    r1.refresh_from_db()
+    assert r1.state == Round.State.REVIEW, r1.error
+    backward1 = r1.backward_model
+    assert backward1.role == "backward" and backward1.round == r1 and backward1.parent == r1.base_model
+    assert Path(backward1.path, "model.safetensors").is_file() and backward1.metrics["loss_curve"]
+    assert backward1.metrics["data"] == {"seed": 8}
+    augmented = r1.candidates.exclude(status=Candidate.Status.ERROR)
+    assert augmented.exists()
+    assert all(c.lineage["augment_model"] == backward1.path for c in augmented), "augment used M_yx(1)"
+
+    # Review: one instruction corrected, one pair rejected, one dropped pair accepted by the audit.
+    annotator = UserFactory(role="annotator")
+    kept = list(r1.candidates.filter(status=Candidate.Status.KEPT).order_by("pk"))
+    dropped = r1.candidates.filter(status=Candidate.Status.DROPPED).first()
+    assert len(kept) == 2 and dropped is not None
+    corrected = "CORRECTED: What does this passage explain, step by step?"
+    annotation_services.candidate_review(
+        candidate_id=kept[0].pk, reviewer=annotator, action="edit", version=kept[0].version, instruction=corrected
+    )
+    annotation_services.candidate_review(
+        candidate_id=kept[1].pk, reviewer=annotator, action="reject", version=kept[1].version, reason="off-topic"
+    )
+    annotation_services.candidate_review(
+        candidate_id=dropped.pk, reviewer=annotator, action="accept", version=dropped.version
+    )
+    counts = rounds.round_close_review(round=r1)
+    unreviewed = r1.candidates.filter(status__in=["kept", "dropped"]).count()
+    assert counts == {"added_to_seed": 2, "rejected": 1, "unreviewed": unreviewed}
+    web = SeedExample.objects.filter(source="web")
+    assert set(web.values_list("instruction", flat=True)) >= {corrected}
+    assert web.get(instruction=corrected).provenance == {
+        "kind": "candidate",
+        "round": 1,
+        "candidate": kept[0].pk,
+        "status": "edited",
+    }
+    burst_worker("gpu", timeout=900)  # train_forward → evaluate → closed
+    r1.refresh_from_db()
+    assert r1.state == Round.State.CLOSED, job_errors(r1)
+    m1 = r1.forward_model
+    assert m1.role == "forward" and m1.metrics["data"] == {"seed": 8, "web": 2}
+    ev = r1.metrics["evaluation"]
+    assert ev["n"] == 2 and ev["wins"] + ev["ties"] + ev["losses"] == 2
+    assert ev["candidate"]["id"] == m1.pk and ev["reference"]["id"] == r1.base_model_id
+    assert all(p["candidate"] and p["reference"] for p in ev["pairs"])
+    assert 0.0 <= ev["lc_win_rate"] <= 1.0
+    curation = r1.metrics["curation"]
+    assert (curation["n"], curation["tp"], curation["fp"], curation["fn"]) == (3, 1, 1, 1)
+    assert m1.metrics["evaluation"]["n"] == 2
+
+    # Round 2: M_yx(2) learns round 1's correction; curation uses M_1. Review skipped: it runs to the end.
+    r2 = new_round(corpus, model_dir, review={"mode": "skip"})
+    assert r2.curation_model == m1
+    rounds.round_start(round=r2)
+    burst_worker("gpu", timeout=900)
+    r2.refresh_from_db()
+    assert r2.state == Round.State.CLOSED, job_errors(r2)
+    backward2 = r2.backward_model
+    assert backward2.metrics["data"] == {"seed": 10, "correction": 1}
+    rows = [json.loads(line) for line in Path(backward2.path, "training_data.jsonl").read_text().splitlines()]
+    [correction] = [r for r in rows if r["kind"] == "correction"]
+    assert correction["completion"][0]["content"].endswith(corrected)
+    assert kept[0].segment.text[:200] in correction["prompt"][0]["content"]
+    assert backward2.data_hash != backward1.data_hash
+    r2_candidates = r2.candidates.exclude(status=Candidate.Status.ERROR).exclude(score=None)
+    assert r2_candidates.exists()
+    assert all(c.lineage["curate_model"] == m1.path for c in r2_candidates), "round 2 curated with M_1"
+    assert not set(r2.candidates.values_list("segment_id", flat=True)) & set(
+        r1.candidates.values_list("segment_id", flat=True)
+    ), "round 2 samples segments no earlier round used"
+    assert r2.metrics["evaluation"]["reference"]["id"] == m1.pk, "M_2 is evaluated against M_1"
+    assert r2.forward_model.metrics["data"]["web"] == 2 + r2.candidates.filter(status="kept").count()
+    assert Review.objects.count() == 3
+
+
+def test_a_worker_killed_during_training_resumes_from_its_checkpoint(burst_worker, model_dir, web_passages):
+    seed_from_demo()
+    corpus = CorpusFactory()
+    services.corpus_add_passages(corpus=corpus, passages=[{"text": p} for p in web_passages[:2]])
+    rnd = new_round(corpus, model_dir, sample_size=2, training={"max_steps": 3, "batch_size": 2, "max_length": 128})
+    rounds.round_start(round=rnd)
+    job = rnd.jobs.get(stage="train_backward")
+    out = trained_dir(rnd)
+    shutil.rmtree(out, ignore_errors=True)  # an earlier test run's round 1 may have left its files here
+    checkpoint = out / "backward" / "checkpoints" / "checkpoint-1"
+    worker = worker_process("gpu")
+    try:
+        wait_for(checkpoint.is_dir, 300, "the first training checkpoint")
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    job.refresh_from_db()
+    assert job.status == Job.Status.RUNNING, "the job was mid-training when its worker died"
+    assert services.jobs_reconcile(stale_after=0, grace=0)["stale"] == 1
+    burst_worker("gpu", timeout=900)
+
+    job.refresh_from_db()
+    rnd.refresh_from_db()
+    assert job.status == Job.Status.DONE and job.attempts == 2
+    assert job.result["resumed_from_step"] >= 1 and job.result["steps"] == 3
+    assert rnd.state == Round.State.REVIEW, rnd.error
+    assert ModelVersion.objects.filter(role="backward", round=rnd).count() == 1
+
+
+def job_errors(rnd: Round) -> list:
+    return [rnd.error, *rnd.jobs.exclude(status=Job.Status.DONE).values_list("stage", "status", "error")]
+
+
+def trained_dir(rnd: Round) -> Path:
+    return Path(settings.TRAINED_MODELS_DIR) / f"round-{rnd.number}"
