@@ -50,7 +50,7 @@ class RoundLaunchForm(forms.Form):
     rewrite_model = forms.CharField(required=False, max_length=1000, help_text="default: the base model")
     judge_model = forms.CharField(required=False, max_length=1000, help_text="default: the base model")
     eval_prompts = forms.FileField(
-        required=False, help_text="JSONL with a prompt per line ({\"prompt\": …}); default: the shipped set"
+        required=False, help_text='JSONL with a prompt per line ({"prompt": …}); default: the shipped set'
     )
     eval_limit = forms.IntegerField(min_value=1, required=False, help_text="evaluate on the first N prompts only")
 

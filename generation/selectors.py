@@ -180,7 +180,10 @@ def win_rate_trend() -> list[list[float]]:
 
 
 def model_registry() -> list[ModelVersion]:
-    return list(ModelVersion.objects.select_related("parent", "round").order_by("-created_at", "-id"))
+    models = list(ModelVersion.objects.select_related("parent", "round").order_by("-created_at", "-id"))
+    for m in models:  # the sparkline wants the loss values alone
+        m.metrics["loss_curve_values"] = [point[1] for point in m.metrics.get("loss_curve", [])]
+    return models
 
 
 def round_candidate_counts(rnd: Round) -> dict[str, int]:

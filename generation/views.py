@@ -37,9 +37,7 @@ def status_ping(request: HttpRequest) -> HttpResponse:
 @role_required(ADMIN)
 def round_list(request: HttpRequest) -> HttpResponse:
     all_rounds = Round.objects.select_related("corpus", "base_model", "forward_model").order_by("-number")
-    return render(
-        request, "generation/round_list.html", {"rounds": all_rounds, "trend": selectors.win_rate_trend()}
-    )
+    return render(request, "generation/round_list.html", {"rounds": all_rounds, "trend": selectors.win_rate_trend()})
 
 
 @require_http_methods(["GET", "POST"])
@@ -58,6 +56,12 @@ def round_launch(request: HttpRequest) -> HttpResponse:
     return render(request, "generation/round_launch.html", {"form": form}, status=400 if form.errors else 200)
 
 
+def _verdict_parts(evaluation: dict | None) -> list[list]:
+    if not evaluation:
+        return []
+    return [["win", evaluation["wins"]], ["tie", evaluation["ties"]], ["loss", evaluation["losses"]]]
+
+
 def _round_context(rnd: Round) -> dict:
     return {
         "round": rnd,
@@ -66,6 +70,7 @@ def _round_context(rnd: Round) -> dict:
         "review": selectors.review_progress(rnd),
         "jobs": selectors.round_jobs(rnd),
         "evaluation": rnd.metrics.get("evaluation"),
+        "evaluation_parts": _verdict_parts(rnd.metrics.get("evaluation")),
         "curation": rnd.metrics.get("curation"),
         "feedback": rnd.metrics.get("feedback"),
         "scores": selectors.round_scores(rnd),

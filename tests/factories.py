@@ -8,6 +8,7 @@ from django.contrib.auth.models import Group
 
 from annotation.models import Candidate, SeedExample
 from generation.models import Corpus, ModelVersion, Round, Segment
+from generation.pipeline import config as round_config
 from generation.pipeline.text import content_hash
 
 
@@ -60,6 +61,7 @@ class RoundFactory(factory.django.DjangoModelFactory):
 
     number = factory.Sequence(lambda n: n + 1)
     corpus = factory.SubFactory(CorpusFactory)
+    config = factory.LazyFunction(lambda: round_config.validate({}))
     base_model = factory.SubFactory(ModelVersionFactory)
 
 
