@@ -38,13 +38,20 @@ demo: model
 	@$(PY) manage.py demo_data
 	@$(PY) manage.py collectstatic --noinput -v 0
 	@scripts/serve.sh start
-	@echo "[demo] generating a first round on the embedded model (backtranslate, curate, rewrite: a few minutes)"
+	@echo "[demo] round 1 on the embedded model: train backward model, backtranslate, curate, rewrite, train forward"
+	@echo "[demo] model, evaluate (no human review: Humpback's automatic loop; about 10 minutes on 2 cores)"
 	@$(PY) manage.py launch_round --corpus "Python reference (demo)" --sample-size $${DEMO_SAMPLE:-24} --chunk-size 8 \
-		--top-k 8 --wait --unless-exists
+		--top-k 8 --review skip $(DEMO_ROUND_FLAGS) --wait --if-fewer-than 1
+	@echo "[demo] round 2 (backward model from the grown seed, curation by round 1's model) runs in the background"
+	@echo "[demo] and waits for annotators in review: watch it on the Rounds page"
+	@$(PY) manage.py launch_round --corpus "Python reference (demo)" --sample-size $${DEMO_SAMPLE:-24} --chunk-size 8 \
+		--top-k 8 --review human $(DEMO_ROUND_FLAGS) --if-fewer-than 2
 	@echo
 	@echo "Backforth is running: http://127.0.0.1:$${BACKFORTH_PORT:-8000}/  (log in with a demo user above)"
 	@echo "System status: http://127.0.0.1:$${BACKFORTH_PORT:-8000}/status/   Logs: var/log/"
 	@echo "Stop it with: make stop"
+
+DEMO_ROUND_FLAGS = --train-steps 4 --eval-limit 8 --eval-max-new-tokens 96
 
 serve: venv services
 	@scripts/serve.sh start
@@ -72,4 +79,6 @@ clean: stop
 bench: model
 	@echo "[bench] generation benchmarks (writes bench/results.json; takes several minutes)"
 	@$(PY) -m bench.generation
+	@echo "[bench] fine-tuning and evaluation benchmarks"
+	@$(PY) -m bench.finetune
 	@echo "[bench] results in bench/results.json"

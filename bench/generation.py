@@ -104,7 +104,7 @@ def bench_end_to_end(model: str, segments: list[str]) -> None:
     """The same backtranslation through Backforth (PostgreSQL rows, RQ, a warm worker) vs the bare engine."""
     from django.db import connection
 
-    from generation import services, stages
+    from generation import rounds, services, stages
     from generation.backends.base import GenerationParams
     from generation.backends.vllm_backend import VLLMBackend
     from generation.models import Corpus, Job, ModelVersion
@@ -152,7 +152,7 @@ def bench_end_to_end(model: str, segments: list[str]) -> None:
     finally:
         # The benchmark stops after augment: cancel what the round queued next, then stop the worker (a kill is
         # safe: the database is the source of truth).
-        stages.stage_cancel(round=rnd, stage="curate")
+        rounds.round_cancel(round=rnd)  # the bench round stops here: nothing of it stays queued
         worker.terminate()
         try:
             worker.wait(30)
@@ -197,7 +197,7 @@ def bench_worker_memory(model: str) -> None:
     """A worker's memory over a 2,000-segment augment stage must stay flat: no growth per chunk."""
     from django.db import connection
 
-    from generation import services, stages
+    from generation import rounds, services, stages
     from generation.models import Corpus, Job, ModelVersion
 
     n = int(os.environ.get("BENCH_MEMORY_SEGMENTS", "2000"))
@@ -237,7 +237,7 @@ def bench_worker_memory(model: str) -> None:
             time.sleep(0.5)
         samples.append((total, _rss_mib(worker.pid)))
     finally:
-        stages.stage_cancel(round=rnd, stage="curate")
+        rounds.round_cancel(round=rnd)  # the bench round stops here: nothing of it stays queued
         worker.terminate()
         try:
             worker.wait(30)

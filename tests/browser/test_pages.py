@@ -55,3 +55,31 @@ def test_curator_searches_the_seed_set_as_they_type(page):
     page.get_by_role("searchbox").fill("script")
     expect(page.locator("#seed-table")).to_contain_text("<script>window.__pwned=1</script>")
     assert page.evaluate("window.__pwned") is None, "web text must be shown as text, never run"
+
+
+def test_admin_launches_a_round_from_the_form_and_watches_it_fail_clearly(page, redis_conn):
+    from generation.jobs import run_job
+    from generation.models import Round
+    from tests.factories import CorpusFactory, ModelVersionFactory
+
+    UserFactory(username="adm", role="admin")
+    CorpusFactory(name="web sample")
+    ModelVersionFactory(role="base", name="missing model", path="/nowhere/model")
+    SeedExample.objects.create(instruction="Q?", response="A.")
+    login(page, "adm")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Rounds").click()
+    page.get_by_role("link", name="Launch a round").click()
+    page.get_by_label("Sample size").fill("4")
+    page.get_by_label("top k", exact=True).check()
+    page.get_by_label("Top k", exact=True).fill("2")
+    page.get_by_role("button", name="Launch round").click()
+    expect(page.get_by_role("heading", name="Round 1")).to_be_visible()
+    expect(page.locator("ol.timeline li.tl-current")).to_have_text("train backward model")
+    rnd = Round.objects.get()
+    assert rnd.config["curation"]["top_k"] == 2 and rnd.config["sample_size"] == 4
+
+    assert run_job(rnd.jobs.get().pk) == "failed"  # what a worker would do with it
+    # The page polls with htmx: the failure appears without a reload.
+    expect(page.get_by_role("alert").first).to_contain_text("/nowhere/model", timeout=15_000)
+    expect(page.locator("ol.timeline li.tl-failed")).to_have_text("train backward model")
+    expect(page.get_by_role("button", name="Retry")).to_be_visible()

@@ -44,6 +44,9 @@ class Command(BaseCommand):
         parser.add_argument("--eval-max-new-tokens", type=int, default=256)
         parser.add_argument("--wait", action="store_true", help="follow progress until review or the end")
         parser.add_argument("--unless-exists", action="store_true", help="do nothing if the corpus has a round")
+        parser.add_argument(
+            "--if-fewer-than", type=int, metavar="N", help="do nothing if the corpus already has N rounds or more"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         corpora = Corpus.objects.order_by("-created_at")
@@ -53,6 +56,9 @@ class Command(BaseCommand):
         if options["unless_exists"] and corpus.rounds.exists():
             rnd = corpus.rounds.order_by("-number").first()
             self.stdout.write(f"Round {rnd.number} already exists for '{corpus.name}' ({rnd.state}); not launching")
+            return
+        if options["if_fewer_than"] is not None and corpus.rounds.count() >= options["if_fewer_than"]:
+            self.stdout.write(f"'{corpus.name}' already has {corpus.rounds.count()} rounds; not launching another")
             return
         path = Path(options["model"] or settings.DEFAULT_MODEL).resolve()
         base, _ = ModelVersion.objects.get_or_create(role="base", path=str(path), defaults={"name": path.name})
