@@ -89,6 +89,13 @@ class Candidate(models.Model):
     error = models.TextField(blank=True)
     # Optimistic concurrency for edits: every write bumps it; a write on a stale version is refused.
     version = models.PositiveIntegerField(default=1)
+    # The review queue (annotation/queue.py): which pairs wait for people, in which order, and how many
+    # distinct annotators each needs (overlap > 1 measures agreement).
+    in_queue = models.BooleanField(default=False)
+    queue_priority = models.FloatField(default=0.0)
+    is_audit = models.BooleanField(default=False, help_text="Drawn at random for the audit sample")
+    reviews_needed = models.PositiveSmallIntegerField(default=1)
+    reviews_done = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -104,7 +111,11 @@ class Candidate(models.Model):
                 name="candidate_parsed_score_range",
             ),
         ]
-        indexes = [models.Index(fields=["round", "status"], name="candidate_round_status")]
+        indexes = [
+            models.Index(fields=["round", "status"], name="candidate_round_status"),
+            # The queue's "next item" scan: only rows still waiting, in priority order.
+            models.Index(fields=["round", "queue_priority", "id"], name="candidate_queue", condition=Q(in_queue=True)),
+        ]
 
     def __str__(self) -> str:
         return f"Candidate {self.pk} (round {self.round_id}, {self.status})"
@@ -138,6 +149,8 @@ class Review(models.Model):
     reason = models.CharField(max_length=64, blank=True)
     reason_text = models.TextField(blank=True)
     seconds_spent = models.FloatField(null=True, blank=True)
+    # An undo points at the decision it took back.
+    undoes = models.OneToOneField("self", null=True, blank=True, on_delete=models.CASCADE, related_name="undone_by")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -151,3 +164,38 @@ class Review(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reviewer} {self.action} candidate {self.candidate_id}"
+
+
+class Lease(models.Model):
+    """An item of the review queue held by one annotator until it expires (or they decide)."""
+
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="leases")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="leases")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["candidate", "user"], name="lease_unique_candidate_user")]
+        indexes = [models.Index(fields=["user", "expires_at"], name="lease_user_expires")]
+
+    def __str__(self) -> str:
+        return f"{self.user} holds candidate {self.candidate_id} until {self.expires_at:%H:%M:%S}"
+
+
+class AuditEvent(models.Model):
+    """Every change a person makes outside the review decisions (which are Reviews): who, when, before → after."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.action} {self.object_type} {self.object_id}"

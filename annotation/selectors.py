@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from typing import Any
 
-from annotation.models import SeedExample
+from django.db.models import Count, Q, QuerySet
+
+from annotation.models import Candidate, SeedExample
 
 
 def seed_examples(*, source: str | None = None, query: str | None = None) -> QuerySet[SeedExample]:
@@ -14,3 +16,18 @@ def seed_examples(*, source: str | None = None, query: str | None = None) -> Que
     if query:
         qs = qs.filter(Q(instruction__icontains=query) | Q(response__icontains=query))
     return qs.order_by("-created_at", "-id")
+
+
+def rounds_in_review() -> list[Any]:
+    """Rounds whose queue has work, with how much is left."""
+    from generation.models import Round
+
+    return list(
+        Round.objects.filter(state=Round.State.REVIEW)
+        .annotate(
+            waiting=Count("candidates", filter=Q(candidates__in_queue=True)),
+            reviewed=Count("candidates", filter=Q(candidates__status__in=Candidate.REVIEWED)),
+        )
+        .select_related("corpus")
+        .order_by("-number")
+    )

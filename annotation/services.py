@@ -94,6 +94,9 @@ def candidate_review(
         "status": candidate.status,
         "instruction": candidate.final_instruction or candidate.instruction,
         "response": candidate.final_response or candidate.response,
+        "final_instruction": candidate.final_instruction,
+        "final_response": candidate.final_response,
+        "version": candidate.version,
     }
     if action == Review.Action.ACCEPT:
         candidate.status = Candidate.Status.ACCEPTED
@@ -122,6 +125,9 @@ def candidate_review(
             "status": candidate.status,
             "instruction": candidate.final_instruction,
             "response": candidate.final_response,
+            "final_instruction": candidate.final_instruction,
+            "final_response": candidate.final_response,
+            "version": candidate.version,
         },
         reason=reason,
         reason_text=reason_text,

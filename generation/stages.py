@@ -173,7 +173,10 @@ def stage_advance(*, round_id: int, stage: str) -> str | None:
             logger.info("round %s: closed", rnd.number)
             return Round.State.CLOSED
         if following == Round.State.REVIEW:
+            from annotation.queue import queue_build
+
             Round.objects.filter(pk=rnd.pk).update(state=Round.State.REVIEW)
+            queue_build(round=rnd)
             return Round.State.REVIEW
     stage_launch(round=rnd, stage=following)
     return following

@@ -45,7 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "train_forward": {"enabled": True, "include_unreviewed": False},
     # human: the round waits in review until a curator closes it; skip: Humpback's fully automatic loop
     # (kept pairs train the forward model unreviewed, nothing joins the seed set).
-    "review": {"mode": "human"},
+    # overlap: distinct annotators per pair (> 1 measures agreement); audit_fraction: share of the dropped
+    # pairs drawn at random into the queue, so curation precision/recall are measured on both sides.
+    "review": {"mode": "human", "overlap": 1, "audit_fraction": 0.1, "lease_minutes": 30},
     # M_{r+1} vs M_r on held-out prompts (None: the shipped set), judged in both orders.
     "evaluation": {"enabled": True, "prompts": None, "prompt_set": None, "limit": None, "max_new_tokens": 256},
     "generation": {
@@ -112,6 +114,11 @@ def validate(override: dict[str, Any] | None = None) -> dict[str, Any]:
         raise ConfigError(str(exc)) from exc
     if config["review"]["mode"] not in REVIEW_MODES:
         raise ConfigError(f"review.mode must be one of {', '.join(REVIEW_MODES)}, got {config['review']['mode']!r}")
+    _positive_int(config, "review.overlap", config["review"]["overlap"])
+    _positive_int(config, "review.lease_minutes", config["review"]["lease_minutes"])
+    audit = config["review"]["audit_fraction"]
+    if not isinstance(audit, int | float) or not 0 <= audit <= 1:
+        raise ConfigError(f"review.audit_fraction must be between 0 and 1, got {audit!r}")
     ev = config["evaluation"]
     _positive_int(config, "evaluation.max_new_tokens", ev["max_new_tokens"])
     if ev["limit"] is not None:

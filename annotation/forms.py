@@ -1,0 +1,28 @@
+"""Forms of the annotation pages."""
+
+from __future__ import annotations
+
+from django import forms
+
+from annotation.queue import REJECT_REASONS
+
+
+class DecisionForm(forms.Form):
+    candidate_id = forms.IntegerField(min_value=1)
+    version = forms.IntegerField(min_value=1)
+    action = forms.ChoiceField(choices=[(a, a) for a in ("accept", "edit", "reject", "skip")])
+    instruction = forms.CharField(required=False, strip=True)
+    response = forms.CharField(required=False, strip=True)
+    reason = forms.ChoiceField(required=False, choices=[("", ""), *REJECT_REASONS.items(), ("other", "other")])
+    reason_text = forms.CharField(required=False, max_length=2000)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("action") == "reject" and not data.get("reason"):
+            self.add_error("reason", "Pick a reason (keys 1–7) to reject.")
+        if data.get("action") == "edit" and not (data.get("instruction") and data.get("response")):
+            self.add_error("instruction", "An edited pair needs an instruction and a response.")
+        return data
+
+    def error_text(self) -> str:
+        return " ".join(str(e) for errors in self.errors.values() for e in errors)

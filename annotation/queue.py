@@ -1,0 +1,267 @@
+"""The review queue: which pairs wait for people, who holds which, and the decisions on them.
+
+Assignment holds under concurrency: the next item is claimed with `SELECT … FOR UPDATE SKIP LOCKED` on the
+candidate row and a Lease row (unique per candidate and annotator) that expires; an item needing N distinct
+annotators (overlap) is handed to at most N people at once, never twice to the same person.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from annotation import services
+from annotation.models import Candidate, Lease, Review
+
+DECISIONS = (Review.Action.ACCEPT, Review.Action.EDIT, Review.Action.REJECT)
+REJECT_REASONS = {
+    "wrong_instruction": "instruction does not match the text",
+    "not_helpful": "response is not a helpful answer",
+    "factual_error": "factual error",
+    "unsafe": "unsafe or harmful",
+    "low_quality_text": "web text is boilerplate, spam or broken",
+    "duplicate": "duplicate of another pair",
+}
+MAX_SECONDS_PER_ITEM = 3600.0
+MAX_CLAIM_TRIES = 50
+
+
+# --- building the queue (pure part first) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    candidate_id: int
+    priority: float
+    is_audit: bool
+
+
+def _unit(candidate_id: int, seed: int) -> float:
+    """A deterministic uniform number in [0, 1) per candidate: the audit sample is reproducible."""
+    digest = hashlib.sha256(f"{seed}:{candidate_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def plan_queue(
+    scored: list[tuple[int, float, bool]], *, threshold: float | None, audit_fraction: float, seed: int = 0
+) -> list[QueueEntry]:
+    """Every kept pair, uncertain first (|score − cut|; the cut is the threshold, or the lowest kept score for
+    top-k), plus a random `audit_fraction` of the dropped pairs spread through the queue. `scored` holds
+    (candidate id, score, kept). Pure."""
+    kept_scores = [s for _, s, k in scored if k]
+    cut = threshold if threshold is not None else (min(kept_scores) if kept_scores else 0.0)
+    spread = max((abs(s - cut) for _, s, _ in scored), default=1.0) or 1.0
+    entries = []
+    for cid, score, kept in scored:
+        if kept:
+            entries.append(QueueEntry(cid, abs(score - cut), False))
+        elif _unit(cid, seed) < audit_fraction:
+            # Spread over the queue at random (not by uncertainty): the audit is a sample, not a ranking.
+            entries.append(QueueEntry(cid, random.Random(f"{seed}:{cid}").uniform(0, spread), True))
+    return sorted(entries, key=lambda e: (e.priority, e.candidate_id))
+
+
+@transaction.atomic
+def queue_build(*, round: Any) -> int:
+    """Put the round's pairs in its review queue (idempotent: a rebuilt queue skips decided pairs)."""
+    cfg = round.config
+    rows = list(
+        round.candidates.filter(status__in=[Candidate.Status.KEPT, Candidate.Status.DROPPED])
+        .exclude(score=None)
+        .values_list("id", "score", "status")
+    )
+    scored = [(cid, score, status == Candidate.Status.KEPT) for cid, score, status in rows]
+    review = cfg.get("review", {})
+    plan = plan_queue(
+        scored,
+        threshold=cfg["curation"]["threshold"],
+        audit_fraction=review.get("audit_fraction", 0.1),
+        seed=cfg.get("seed", 0),
+    )
+    by_id = {c.id: c for c in Candidate.objects.filter(id__in=[e.candidate_id for e in plan])}
+    for entry in plan:
+        c = by_id[entry.candidate_id]
+        c.in_queue, c.queue_priority, c.is_audit = True, entry.priority, entry.is_audit
+        c.reviews_needed = review.get("overlap", 1)
+    Candidate.objects.bulk_update(
+        by_id.values(), ["in_queue", "queue_priority", "is_audit", "reviews_needed"], batch_size=5000
+    )
+    return len(plan)
+
+
+# --- taking items ----------------------------------------------------------------------------------------
+
+
+def _lease_minutes(rnd: Any) -> int:
+    return rnd.config.get("review", {}).get("lease_minutes", 30)
+
+
+def _claimable(rnd: Any, user: AbstractBaseUser, now: Any) -> Any:
+    decided = Review.objects.filter(
+        candidate=OuterRef("pk"), reviewer=user, action__in=DECISIONS, undone_by__isnull=True
+    )
+    held = (
+        Lease.objects.filter(candidate=OuterRef("pk"), expires_at__gt=now)
+        .exclude(user=user)
+        .values("candidate")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return (
+        Candidate.objects.filter(round=rnd, in_queue=True)
+        .exclude(Exists(decided))
+        .annotate(held=Coalesce(Subquery(held, output_field=IntegerField()), Value(0)))
+        .filter(held__lt=F("reviews_needed") - F("reviews_done"))
+    )
+
+
+@transaction.atomic
+def queue_next(*, user: AbstractBaseUser, round: Any) -> Candidate | None:
+    """The item this annotator should look at now: the one they already hold, else the next free one in queue
+    order (skipped items come back last). None when the queue is empty for them."""
+    now = timezone.now()
+    expires = now + timedelta(minutes=_lease_minutes(round))
+    held = (
+        Lease.objects.select_related("candidate")
+        .filter(user=user, candidate__round=round, candidate__in_queue=True, expires_at__gt=now)
+        .exclude(candidate__reviews__reviewer=user, candidate__reviews__action__in=DECISIONS)
+        .order_by("created_at")
+        .first()
+    )
+    if held is not None:
+        Lease.objects.filter(pk=held.pk).update(expires_at=expires)
+        return held.candidate
+    skipped = Review.objects.filter(candidate=OuterRef("pk"), reviewer=user, action=Review.Action.SKIP)
+    base = _claimable(round, user, now)
+    for qs in (base.exclude(Exists(skipped)), base):
+        passed: list[int] = []
+        for _ in range(MAX_CLAIM_TRIES):
+            candidate = (
+                qs.exclude(pk__in=passed)
+                .order_by("queue_priority", "id")
+                .select_for_update(skip_locked=True, of=("self",))
+                .first()
+            )
+            if candidate is None:
+                break
+            # The row lock was taken after the statement's snapshot: a lease committed in between (by whoever
+            # held the lock before us) is invisible to it. Check again with a fresh snapshot, under our lock.
+            if not _claimable(round, user, now).filter(pk=candidate.pk).exists():
+                passed.append(candidate.pk)
+                continue
+            Lease.objects.update_or_create(
+                candidate=candidate, user=user, defaults={"created_at": now, "expires_at": expires}
+            )
+            return candidate
+    return None
+
+
+def queue_counts(*, user: AbstractBaseUser, round: Any) -> dict[str, int]:
+    """Remaining items for the queue's header."""
+    waiting = round.candidates.filter(in_queue=True).count()
+    mine = Review.objects.filter(
+        reviewer=user, candidate__round=round, action__in=DECISIONS, undone_by__isnull=True
+    ).count()
+    return {"waiting": waiting, "decided_by_me": mine}
+
+
+# --- deciding ---------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def queue_decide(
+    *,
+    user: AbstractBaseUser,
+    candidate_id: int,
+    version: int,
+    action: str,
+    instruction: str | None = None,
+    response: str | None = None,
+    reason: str = "",
+    reason_text: str = "",
+) -> Candidate:
+    """Record a decision (accept / edit / reject) or a skip, release the lease and update the queue.
+
+    Raises services.StaleVersion when the pair changed since this annotator loaded it (for pairs reviewed by
+    one person; with overlap each annotator's decision is their own and disagreements go to adjudication)."""
+    now = timezone.now()
+    candidate = Candidate.objects.select_for_update().get(pk=candidate_id)
+    lease = Lease.objects.filter(candidate=candidate, user=user).first()
+    seconds = min((now - lease.created_at).total_seconds(), MAX_SECONDS_PER_ITEM) if lease else None
+    if action == Review.Action.SKIP:
+        Review.objects.create(candidate=candidate, reviewer=user, action=action, seconds_spent=seconds)
+        Lease.objects.filter(candidate=candidate, user=user).delete()
+        return candidate
+    if action == Review.Action.REJECT and reason and reason not in REJECT_REASONS and reason != "other":
+        raise services.ReviewError(f"unknown reason {reason!r}")
+    if action == Review.Action.REJECT and reason == "other" and not reason_text.strip():
+        raise services.ReviewError("say why in a few words when the reason is 'other'")
+    if Review.objects.filter(candidate=candidate, reviewer=user, action__in=DECISIONS, undone_by__isnull=True).exists():
+        raise services.StaleVersion(f"you already decided on pair {candidate_id}")
+    overlap = candidate.reviews_needed > 1
+    candidate = services.candidate_review(
+        candidate_id=candidate_id,
+        reviewer=user,
+        action=action,
+        version=candidate.version if overlap else version,
+        instruction=instruction,
+        response=response,
+        reason=reason,
+        reason_text=reason_text,
+        seconds_spent=seconds,
+    )
+    candidate.reviews_done = F("reviews_done") + 1
+    candidate.save(update_fields=["reviews_done"])
+    candidate.refresh_from_db()
+    Candidate.objects.filter(pk=candidate.pk, reviews_done__gte=F("reviews_needed")).update(in_queue=False)
+    Lease.objects.filter(candidate=candidate, user=user).delete()
+    candidate.refresh_from_db()
+    return candidate
+
+
+@transaction.atomic
+def queue_undo(*, user: AbstractBaseUser, round: Any) -> Candidate | None:
+    """Take back this annotator's last decision in the round: the pair returns to the state it had before,
+    back in the queue and held by them. Refused if someone changed the pair since."""
+    last = (
+        Review.objects.filter(reviewer=user, candidate__round=round, action__in=DECISIONS, undone_by__isnull=True)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if last is None:
+        return None
+    candidate = Candidate.objects.select_for_update().get(pk=last.candidate_id)
+    if candidate.version != last.after.get("version", candidate.version):
+        raise services.StaleVersion(f"pair {candidate.pk} was changed by someone else since your decision")
+    restored = {
+        "status": last.before["status"],
+        "final_instruction": last.before.get("final_instruction", ""),
+        "final_response": last.before.get("final_response", ""),
+    }
+    Candidate.objects.filter(pk=candidate.pk).update(
+        **restored,
+        version=F("version") + 1,
+        reviews_done=F("reviews_done") - 1,
+        in_queue=True,
+        updated_at=timezone.now(),
+    )
+    Review.objects.create(
+        candidate=candidate, reviewer=user, action=Review.Action.UNDO, undoes=last, before=last.after, after=restored
+    )
+    now = timezone.now()
+    Lease.objects.update_or_create(
+        candidate=candidate,
+        user=user,
+        defaults={"created_at": now, "expires_at": now + timedelta(minutes=_lease_minutes(round))},
+    )
+    candidate.refresh_from_db()
+    return candidate

@@ -1,0 +1,126 @@
+"""The review queue against real PostgreSQL: order, leases under concurrency, decisions, undo, stale edits."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from annotation import queue, services
+from annotation.models import Candidate, Lease, Review
+from tests.factories import CandidateFactory, RoundFactory, UserFactory
+
+
+def test_the_plan_puts_uncertain_pairs_first_and_samples_dropped_ones_for_audit():
+    scored = [(1, 4.9, True), (2, 4.55, True), (3, 4.0, False), *[(i, 2.0, False) for i in range(10, 110)]]
+    plan = queue.plan_queue(scored, threshold=4.5, audit_fraction=0.2, seed=0)
+    kept = [e for e in plan if not e.is_audit]
+    assert [e.candidate_id for e in kept] == [2, 1], "closest to the threshold first"
+    audit = [e for e in plan if e.is_audit]
+    assert 10 <= len(audit) <= 32, "about a fifth of the 101 dropped pairs"
+    assert plan == queue.plan_queue(scored, threshold=4.5, audit_fraction=0.2, seed=0), "reproducible"
+    assert not queue.plan_queue(scored, threshold=4.5, audit_fraction=0.0, seed=0)[2:]
+    top_k = queue.plan_queue([(1, 3.9, True), (2, 3.7, True), (3, 3.6, False)], threshold=None, audit_fraction=0)
+    assert [e.candidate_id for e in top_k] == [2, 1], "for top-k the cut is the lowest kept score"
+
+
+def make_queue(n: int = 4, **review) -> tuple:
+    rnd = RoundFactory(state="review")
+    rnd.config["review"].update(review)
+    rnd.save()
+    cands = [CandidateFactory(round=rnd, status="kept", score=1.0 + (i % 40) / 10) for i in range(n)]
+    queue.queue_build(round=rnd)
+    return rnd, cands
+
+
+@pytest.mark.django_db
+def test_decide_undo_and_skip():
+    rnd, cands = make_queue(3)
+    ann = UserFactory(role="annotator")
+    first = queue.queue_next(user=ann, round=rnd)
+    assert queue.queue_next(user=ann, round=rnd) == first, "the held item comes back until decided"
+    Lease.objects.filter(user=ann).update(created_at=timezone.now() - timedelta(seconds=12))
+    queue.queue_decide(user=ann, candidate_id=first.pk, version=first.version, action="accept")
+    first.refresh_from_db()
+    assert (first.status, first.in_queue, first.reviews_done) == ("accepted", False, 1)
+    assert 11 <= Review.objects.get(action="accept").seconds_spent < 60, "time on the item is recorded"
+    second = queue.queue_next(user=ann, round=rnd)
+    assert second != first
+    queue.queue_decide(user=ann, candidate_id=second.pk, version=second.version, action="skip")
+    third = queue.queue_next(user=ann, round=rnd)
+    assert third not in (first, second), "a skipped item waits until the rest is done"
+    undone = queue.queue_undo(user=ann, round=rnd)
+    assert undone == first and (undone.status, undone.in_queue, undone.reviews_done) == ("kept", True, 0)
+    assert undone.final_instruction == "" and Review.objects.get(action="undo").undoes.action == "accept"
+    assert queue.queue_next(user=ann, round=rnd) in (first, third), "the undone item is held by them again"
+
+
+@pytest.mark.django_db
+def test_an_edit_on_a_stale_version_is_refused_with_409(client):
+    rnd, [cand] = make_queue(1)
+    ann, cur = UserFactory(role="annotator"), UserFactory(role="curator")
+    client.force_login(ann)
+    client.get(reverse("review-queue", args=[rnd.number]))
+    seen = cand.version
+    services.candidate_review(candidate_id=cand.pk, reviewer=cur, action="reject", version=seen, reason="unsafe")
+    response = client.post(
+        reverse("review-decide", args=[rnd.number]),
+        {"candidate_id": cand.pk, "version": seen, "action": "edit", "instruction": "Mine?", "response": "Mine."},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 409
+    assert "changed by someone else" in response.content.decode()
+    cand.refresh_from_db()
+    assert cand.status == "rejected" and cand.final_instruction == "", "never silently overwritten"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_annotators_racing_never_hold_the_same_item():
+    rnd, cands = make_queue(30)
+    users = [UserFactory(role="annotator") for _ in range(6)]
+    taken: dict[int, list[int]] = {u.pk: [] for u in users}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(users))
+
+    def work(user) -> None:
+        try:
+            barrier.wait()
+            for _ in range(5):
+                item = queue.queue_next(user=user, round=rnd)
+                if item is None:
+                    break
+                taken[user.pk].append(item.pk)
+                queue.queue_decide(user=user, candidate_id=item.pk, version=item.version, action="accept")
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    all_taken = [c for ids in taken.values() for c in ids]
+    assert len(all_taken) == 30 and len(set(all_taken)) == 30, "every item handed out exactly once"
+    assert Candidate.objects.filter(round=rnd, status="accepted").count() == 30
+    assert Review.objects.filter(action="accept").count() == 30
+
+
+@pytest.mark.django_db
+def test_with_overlap_each_item_goes_to_two_different_annotators():
+    rnd, [cand] = make_queue(1, overlap=2)
+    a, b, c = (UserFactory(role="annotator") for _ in range(3))
+    assert queue.queue_next(user=a, round=rnd) == cand
+    assert queue.queue_next(user=b, round=rnd) == cand
+    assert queue.queue_next(user=c, round=rnd) is None, "two people hold it already"
+    queue.queue_decide(user=a, candidate_id=cand.pk, version=cand.version, action="accept")
+    assert queue.queue_next(user=a, round=rnd) is None, "never twice to the same person"
+    queue.queue_decide(user=b, candidate_id=cand.pk, version=cand.version, action="reject", reason="unsafe")
+    cand.refresh_from_db()
+    assert (cand.reviews_done, cand.in_queue) == (2, False)
