@@ -43,6 +43,9 @@ class FormatError(ValueError):
         self.problems = list(problems)
         super().__init__(str(self))
 
+    def __reduce__(self) -> tuple[type[FormatError], tuple[list[tuple[int, str]]]]:
+        return (type(self), (self.problems,))
+
     def __str__(self) -> str:
         shown = [msg if line == 0 else f"line {line}: {msg}" for line, msg in self.problems[:MAX_PROBLEMS_SHOWN]]
         if len(self.problems) > MAX_PROBLEMS_SHOWN:

@@ -83,3 +83,63 @@ def test_admin_launches_a_round_from_the_form_and_watches_it_fail_clearly(page, 
     expect(page.get_by_role("alert").first).to_contain_text("/nowhere/model", timeout=15_000)
     expect(page.locator("ol.timeline li.tl-failed")).to_have_text("train backward model")
     expect(page.get_by_role("button", name="Retry")).to_be_visible()
+
+
+def test_annotator_reviews_with_the_keyboard_edits_undoes_and_sees_the_diff(page):
+    from annotation.models import Candidate, Review
+    from annotation.queue import queue_build
+    from tests.factories import CandidateFactory, RoundFactory, SegmentFactory
+
+    UserFactory(username="ann", role="annotator")
+    rnd = RoundFactory(state="review")
+    evil = SegmentFactory(
+        corpus=rnd.corpus,
+        text="Tides rise twice a day. <script>window.__pwned=1</script><img src=x onerror=window.__pwned=2>",
+    )
+    first = CandidateFactory(
+        round=rnd,
+        segment=evil,
+        status="kept",
+        score=4.6,
+        score_distribution=[0.0, 0.05, 0.1, 0.1, 0.75],
+        instruction="Why are there two tides a day?",
+        rewritten_response="Tides rise two times each day because of the Moon.",
+    )
+    second = CandidateFactory(round=rnd, status="kept", score=3.9, instruction="What is a tuple?")
+    third = CandidateFactory(round=rnd, status="kept", score=3.0, instruction="Name a prime.")
+    queue_build(round=rnd)  # threshold 4.5: 4.6 is the most uncertain, then 3.9, then 3.0
+
+    login(page, "ann")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Review").click()
+    page.get_by_role("link", name="Start reviewing").click()
+    item = page.locator("#review-item")
+    expect(item).to_contain_text("Why are there two tides a day?")
+    expect(page.locator(".diff del").first).to_be_visible()
+    expect(page.locator(".diff ins").first).to_have_text("two")
+    expect(page.locator(".diff del").first).to_have_text("twice")
+    expect(page.locator(".original")).to_contain_text("<script>window.__pwned=1</script>")
+    assert page.evaluate("window.__pwned") is None, "web text is shown as text and never runs"
+    page.evaluate("window.__marker = 'same page'")
+
+    page.keyboard.press("a")  # accept → the next item swaps in
+    expect(item).to_contain_text("What is a tuple?")
+    page.keyboard.press("e")  # edit inline
+    expect(page.locator("#f-instruction")).to_be_focused()
+    page.locator("#f-instruction").fill("What is a Python tuple, and when is it used?")
+    page.keyboard.press("Control+Enter")
+    expect(item).to_contain_text("Name a prime.")
+    page.keyboard.press("r")
+    page.keyboard.press("2")  # reason 2 rejects at once
+    expect(item).to_contain_text("Nothing left for you")
+    page.keyboard.press("u")  # undo the rejection
+    expect(item).to_contain_text("Name a prime.")
+    expect(item).to_contain_text("Undone")
+    assert page.evaluate("window.__marker") == "same page", "no page load between items"
+
+    first.refresh_from_db(), second.refresh_from_db(), third.refresh_from_db()
+    assert first.status == Candidate.Status.ACCEPTED
+    assert second.status == Candidate.Status.EDITED
+    assert second.final_instruction == "What is a Python tuple, and when is it used?"
+    assert third.status == Candidate.Status.KEPT and third.in_queue
+    assert Review.objects.get(action="reject").reason == "not_helpful"
+    assert Review.objects.filter(action="undo").count() == 1
