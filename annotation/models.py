@@ -91,11 +91,11 @@ class Candidate(models.Model):
     version = models.PositiveIntegerField(default=1)
     # The review queue (annotation/queue.py): which pairs wait for people, in which order, and how many
     # distinct annotators each needs (overlap > 1 measures agreement).
-    in_queue = models.BooleanField(default=False)
-    queue_priority = models.FloatField(default=0.0)
-    is_audit = models.BooleanField(default=False, help_text="Drawn at random for the audit sample")
-    reviews_needed = models.PositiveSmallIntegerField(default=1)
-    reviews_done = models.PositiveSmallIntegerField(default=0)
+    in_queue = models.BooleanField(default=False, db_default=False)
+    queue_priority = models.FloatField(default=0.0, db_default=0.0)
+    is_audit = models.BooleanField(default=False, db_default=False, help_text="Drawn at random for the audit sample")
+    reviews_needed = models.PositiveSmallIntegerField(default=1, db_default=1)
+    reviews_done = models.PositiveSmallIntegerField(default=0, db_default=0)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -58,7 +58,13 @@ def on_gpu() -> bool:
 
 
 def _last_checkpoint(checkpoints: Path) -> Path | None:
-    found = [p for p in checkpoints.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    """The newest complete checkpoint. The Trainer writes trainer_state.json last: a worker killed while saving
+    leaves a folder without it, which is not resumable."""
+    found = [
+        p
+        for p in checkpoints.glob("checkpoint-*")
+        if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()
+    ]
     return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
 
 

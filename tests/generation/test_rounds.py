@@ -54,7 +54,7 @@ def test_two_rounds_feed_human_corrections_into_the_next_backward_model(burst_wo
     rounds.round_start(round=r1)
     burst_worker("gpu", timeout=900)
     r1.refresh_from_db()
-    assert r1.state == Round.State.REVIEW, r1.error
+    assert r1.state == Round.State.REVIEW, job_errors(r1)
     backward1 = r1.backward_model
     assert backward1.role == "backward" and backward1.round == r1 and backward1.parent == r1.base_model
     assert Path(backward1.path, "model.safetensors").is_file() and backward1.metrics["loss_curve"]
@@ -137,10 +137,10 @@ def test_a_worker_killed_during_training_resumes_from_its_checkpoint(burst_worke
     job = rnd.jobs.get(stage="train_backward")
     out = trained_dir(rnd)
     shutil.rmtree(out, ignore_errors=True)  # an earlier test run's round 1 may have left its files here
-    checkpoint = out / "backward" / "checkpoints" / "checkpoint-1"
+    checkpoint = out / "backward" / "checkpoints" / "checkpoint-1" / "trainer_state.json"  # written last
     worker = worker_process("gpu")
     try:
-        wait_for(checkpoint.is_dir, 300, "the first training checkpoint")
+        wait_for(checkpoint.is_file, 300, "the first complete training checkpoint")
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait()
@@ -151,9 +151,9 @@ def test_a_worker_killed_during_training_resumes_from_its_checkpoint(burst_worke
 
     job.refresh_from_db()
     rnd.refresh_from_db()
-    assert job.status == Job.Status.DONE and job.attempts == 2
+    assert job.status == Job.Status.DONE and job.attempts == 2, job.error
     assert job.result["resumed_from_step"] >= 1 and job.result["steps"] == 3
-    assert rnd.state == Round.State.REVIEW, rnd.error
+    assert rnd.state == Round.State.REVIEW, job_errors(rnd)
     assert ModelVersion.objects.filter(role="backward", round=rnd).count() == 1
 
 
