@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from annotation.models import SeedExample
 from annotation.queue import REJECT_REASONS
 
 
@@ -26,3 +27,26 @@ class DecisionForm(forms.Form):
 
     def error_text(self) -> str:
         return " ".join(str(e) for errors in self.errors.values() for e in errors)
+
+
+class SeedExampleForm(forms.ModelForm):
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    tags = forms.CharField(required=False, help_text="comma-separated")
+
+    class Meta:
+        model = SeedExample
+        fields = ["instruction", "response", "source"]
+        widgets = {
+            "instruction": forms.Textarea(attrs={"rows": 3}),
+            "response": forms.Textarea(attrs={"rows": 12}),
+        }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["version"].initial = self.instance.version
+            self.fields["tags"].initial = ", ".join(self.instance.tags)
+
+    def clean_tags(self) -> list[str]:
+        tags = [t.strip()[:64] for t in self.cleaned_data["tags"].split(",") if t.strip()]
+        return sorted(set(tags))

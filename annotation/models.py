@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -42,7 +44,10 @@ class SeedExample(models.Model):
         constraints = [
             models.CheckConstraint(condition=~Q(instruction="") & ~Q(response=""), name="seedexample_not_empty"),
         ]
-        indexes = [models.Index(fields=["source", "is_active"], name="seed_source_active")]
+        indexes = [
+            models.Index(fields=["source", "is_active"], name="seed_source_active"),
+            GinIndex(SearchVector("instruction", "response", config="english"), name="seed_fts"),
+        ]
 
     def __str__(self) -> str:
         return self.instruction[:80]

@@ -4,18 +4,71 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+from django.db.models import Count, F, Func, Q, QuerySet
 
-from annotation.models import Candidate, SeedExample
+from annotation.models import AuditEvent, Candidate, SeedExample
 
 
-def seed_examples(*, source: str | None = None, query: str | None = None) -> QuerySet[SeedExample]:
-    qs = SeedExample.objects.filter(is_active=True).select_related("created_by")
+def _search_vector() -> SearchVector:
+    # The same expression as the GIN index on SeedExample (seed_fts), so PostgreSQL uses it.
+    return SearchVector("instruction", "response", config="english")
+
+
+def seed_examples(
+    *,
+    source: str | None = None,
+    query: str | None = None,
+    tag: str | None = None,
+    round_number: int | None = None,
+    author: str | None = None,
+    active: bool = True,
+) -> QuerySet[SeedExample]:
+    """The seed set, filtered; `query` is PostgreSQL full-text search (web-search syntax: words, "phrases",
+    -exclusions), ranked. When no word matches, a substring match is used instead (markup, code, parts of words)."""
+    qs = SeedExample.objects.filter(is_active=active).select_related("created_by", "candidate__round")
     if source:
         qs = qs.filter(source=source)
-    if query:
-        qs = qs.filter(Q(instruction__icontains=query) | Q(response__icontains=query))
-    return qs.order_by("-created_at", "-id")
+    if tag:
+        qs = qs.filter(tags__contains=[tag])
+    if round_number:
+        qs = qs.filter(candidate__round__number=round_number)
+    if author:
+        qs = qs.filter(created_by__username=author)
+    if not query:
+        return qs.order_by("-created_at", "-id")
+    words = SearchQuery(query, search_type="websearch", config="english")
+    ranked = qs.annotate(search=_search_vector()).filter(search=words)
+    if ranked.exists():
+        return ranked.annotate(rank=SearchRank(_search_vector(), words)).order_by("-rank", "-id")
+    return qs.filter(Q(instruction__icontains=query) | Q(response__icontains=query)).order_by("-created_at", "-id")
+
+
+def seed_history(example: SeedExample) -> list[AuditEvent]:
+    return list(
+        AuditEvent.objects.filter(object_type="annotation.seedexample", object_id=str(example.pk))
+        .select_related("user")
+        .order_by("-created_at", "-id")
+    )
+
+
+def seed_facets() -> dict[str, list]:
+    """Values for the seed list's filters."""
+    from django.contrib.auth import get_user_model
+
+    tags = SeedExample.objects.filter(is_active=True).annotate(tag=Func(F("tags"), function="unnest"))
+    return {
+        "tags": sorted(set(tags.values_list("tag", flat=True).distinct()[:200])),
+        "authors": list(
+            get_user_model()
+            .objects.filter(pk__in=SeedExample.objects.values("created_by"))
+            .order_by("username")
+            .values_list("username", flat=True)
+        ),
+        "rounds": sorted(
+            set(SeedExample.objects.exclude(candidate=None).values_list("candidate__round__number", flat=True))
+        ),
+    }
 
 
 def rounds_in_review() -> list[Any]:
@@ -31,3 +84,79 @@ def rounds_in_review() -> list[Any]:
         .select_related("corpus")
         .order_by("-number")
     )
+
+
+def audit_events() -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.select_related("user").order_by("-created_at", "-id")
+
+
+def _decisions_by_item(round_id: int | None = None) -> dict[int, dict[str, str]]:
+    """{candidate id: {annotator: accept|reject}} over decisions still standing (edits count as accept)."""
+    from annotation.models import Review
+
+    reviews = Review.objects.filter(action__in=["accept", "edit", "reject"], undone_by__isnull=True)
+    if round_id is not None:
+        reviews = reviews.filter(candidate__round_id=round_id)
+    out: dict[int, dict[str, str]] = {}
+    for cid, name, action in reviews.values_list("candidate_id", "reviewer__username", "action").order_by("id"):
+        out.setdefault(cid, {})[name] = "reject" if action == "reject" else "accept"
+    return out
+
+
+def disagreements(limit: int = 100) -> list[dict[str, Any]]:
+    """Pairs whose annotators disagreed and that no curator has settled yet."""
+    from annotation.agreement import round_agreement
+
+    by_item = _decisions_by_item()
+    ids = round_agreement(by_item)["disagreements"]
+    settled = set(
+        AuditEvent.objects.filter(action="candidate.adjudicate", object_id__in=[str(i) for i in ids]).values_list(
+            "object_id", flat=True
+        )
+    )
+    open_ids = [i for i in ids if str(i) not in settled][:limit]
+    candidates = Candidate.objects.filter(pk__in=open_ids).select_related("segment", "round")
+    return [{"candidate": c, "votes": sorted(by_item[c.pk].items())} for c in candidates]
+
+
+def round_dashboard(rnd: Any) -> dict[str, Any]:
+    """What a curator wants to see about a round's review, as numbers and chart data."""
+    from django.db.models import Avg, Sum
+
+    from annotation.agreement import interpret_kappa, round_agreement
+    from annotation.models import Review
+    from generation.rounds import curation_quality
+
+    counts = dict(rnd.candidates.values_list("status").annotate(n=Count("id")).order_by())
+    accepted = counts.get("accepted", 0) + counts.get("edited", 0)
+    decided = accepted + counts.get("rejected", 0)
+    reviews = Review.objects.filter(
+        candidate__round=rnd, action__in=["accept", "edit", "reject"], undone_by__isnull=True
+    )
+    annotators = list(
+        reviews.values("reviewer__username")
+        .annotate(
+            decisions=Count("id"),
+            accepts=Count("id", filter=Q(action__in=["accept", "edit"])),
+            edits=Count("id", filter=Q(action="edit")),
+            seconds=Sum("seconds_spent"),
+            mean_seconds=Avg("seconds_spent"),
+        )
+        .order_by("-decisions")
+    )
+    for a in annotators:
+        a["per_hour"] = round(3600 * a["decisions"] / a["seconds"], 1) if a["seconds"] else None
+    agreement = round_agreement(_decisions_by_item(rnd.pk))
+    reasons = list(reviews.filter(action="reject").values("reason").annotate(n=Count("id")).order_by("-n"))
+    return {
+        "counts": counts,
+        "status_parts": [[k, v] for k, v in sorted(counts.items())],
+        "acceptance_rate": accepted / decided if decided else None,
+        "decided": decided,
+        "scores": list(rnd.candidates.exclude(score=None).values_list("score", flat=True)),
+        "annotators": annotators,
+        "agreement": agreement,
+        "kappa_label": interpret_kappa(agreement["fleiss_kappa"]),
+        "curation": curation_quality(rnd),
+        "reasons": reasons,
+    }

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import transaction
 
-from annotation.models import Candidate, Review, SeedExample, Source
+from annotation.models import AuditEvent, Candidate, Review, SeedExample, Source
 from annotation.roles import ROLES
 
 
@@ -134,3 +134,116 @@ def candidate_review(
         seconds_spent=seconds_spent,
     )
     return candidate
+
+
+# --- curators: the seed and safety sets --------------------------------------------------------------------
+
+SEED_FIELDS = ("instruction", "response", "source", "tags", "is_active")
+
+
+def _snapshot(example: SeedExample) -> dict[str, Any]:
+    return {f: getattr(example, f) for f in SEED_FIELDS} | {"version": example.version}
+
+
+def audit(*, user: AbstractBaseUser | None, action: str, obj: Any, before: dict, after: dict) -> AuditEvent:
+    return AuditEvent.objects.create(
+        user=user,
+        action=action,
+        object_type=obj._meta.label_lower,
+        object_id=str(obj.pk),
+        before=before,
+        after=after,
+    )
+
+
+@transaction.atomic
+def seed_example_save(
+    *, user: AbstractBaseUser, example: SeedExample | None = None, version: int | None = None, **fields: Any
+) -> SeedExample:
+    """Create or edit a seed example; every change bumps its version and is audited (who, when, before → after).
+    An edit made on a stale version is refused (StaleVersion), never merged silently."""
+    if example is None:
+        example = SeedExample.objects.create(created_by=user, provenance={"kind": "manual"}, **fields)
+        audit(user=user, action="seed.create", obj=example, before={}, after=_snapshot(example))
+        return example
+    locked = SeedExample.objects.select_for_update().get(pk=example.pk)
+    if version is not None and locked.version != version:
+        raise StaleVersion(f"seed example {locked.pk} was changed by someone else (now version {locked.version})")
+    before = _snapshot(locked)
+    for key, value in fields.items():
+        if key not in SEED_FIELDS:
+            raise ValueError(f"unknown field {key!r}")
+        setattr(locked, key, value)
+    if _snapshot(locked) | {"version": before["version"]} == before:
+        return locked  # nothing changed: no new version
+    locked.version += 1
+    locked.full_clean(exclude=["candidate", "created_by"])
+    locked.save()
+    audit(user=user, action="seed.edit", obj=locked, before=before, after=_snapshot(locked))
+    return locked
+
+
+BULK_ACTIONS = ("promote_seed", "promote_safety", "deactivate", "activate", "add_tag")
+
+
+@transaction.atomic
+def seed_bulk(*, user: AbstractBaseUser, ids: list[int], action: str, value: str = "") -> int:
+    """Apply one action to many seed examples (each change audited). Returns how many changed."""
+    if action not in BULK_ACTIONS:
+        raise ValueError(f"unknown bulk action {action!r}")
+    if action == "add_tag" and not value.strip():
+        raise ValueError("give the tag to add")
+    changed = 0
+    for example in SeedExample.objects.select_for_update().filter(pk__in=ids).order_by("pk"):
+        fields: dict[str, Any] = {
+            "promote_seed": {"source": Source.SEED},
+            "promote_safety": {"source": Source.SAFETY},
+            "deactivate": {"is_active": False},
+            "activate": {"is_active": True},
+            "add_tag": {"tags": sorted({*example.tags, value.strip()[:64]})},
+        }[action]
+        before = example.version
+        example = seed_example_save(user=user, example=example, **fields)
+        changed += example.version != before
+    return changed
+
+
+@transaction.atomic
+def seed_import(*, user: AbstractBaseUser | None, name: str, text: str, fmt: str | None = None, source: str = "seed"):
+    """Import a whole file or nothing: every bad line is reported (formats.FormatError) and nothing is written."""
+    from annotation import formats
+
+    fmt = fmt or formats.detect_format(name, text[:20000])
+    rows = formats.parse(text, fmt, default_source=source)
+    for row in rows:
+        row["provenance"] = {"kind": "import", "file": name, "format": fmt, "line": row["provenance"]["line"]}
+    created = seed_examples_create(rows=rows, created_by=user)
+    AuditEvent.objects.create(
+        user=user,
+        action="seed.import",
+        object_type="annotation.seedexample",
+        object_id=f"{created[0].pk}-{created[-1].pk}" if created else "",
+        after={"file": name, "format": fmt, "count": len(created)},
+    )
+    return fmt, created
+
+
+@transaction.atomic
+def candidate_adjudicate(*, user: AbstractBaseUser, candidate: Candidate, decision: str) -> Candidate:
+    """A curator settles a pair annotators disagreed on: the final status is theirs, recorded in the audit."""
+    if decision not in ("accept", "reject"):
+        raise ReviewError("adjudicate with accept or reject")
+    locked = Candidate.objects.select_for_update().select_related("segment").get(pk=candidate.pk)
+    before = {"status": locked.status}
+    if decision == "accept":
+        locked.status = (
+            Candidate.Status.EDITED if locked.final_instruction != locked.instruction else Candidate.Status.ACCEPTED
+        )
+        locked.final_instruction = locked.final_instruction or locked.instruction
+        locked.final_response = locked.final_response or locked.response
+    else:
+        locked.status = Candidate.Status.REJECTED
+    locked.version += 1
+    locked.save(update_fields=["status", "final_instruction", "final_response", "version", "updated_at"])
+    audit(user=user, action="candidate.adjudicate", obj=locked, before=before, after={"status": locked.status})
+    return locked

@@ -2,16 +2,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET, require_POST
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotation import queue, selectors, services
+from annotation import formats, queue, selectors, services
 from annotation.diff import word_diff
-from annotation.forms import DecisionForm
-from annotation.models import Candidate, Source
+from annotation.forms import DecisionForm, SeedExampleForm
+from annotation.models import Candidate, SeedExample, Source
 from annotation.roles import ANNOTATOR, CURATOR, role_required
 from generation.models import Round
 from generation.selectors import overview_counts
@@ -23,16 +24,156 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "annotation/home.html", {"counts": overview_counts()})
 
 
+def _seed_filters(request: HttpRequest) -> dict[str, Any]:
+    g = request.GET
+    number = g.get("round", "")
+    return {
+        "q": g.get("q", "").strip(),
+        "source": g.get("source", ""),
+        "tag": g.get("tag", ""),
+        "round": int(number) if number.isdigit() else None,
+        "author": g.get("author", ""),
+        "active": g.get("active", "1") != "0",
+    }
+
+
 @require_GET
 @role_required(CURATOR)
 def seed_list(request: HttpRequest) -> HttpResponse:
-    source = request.GET.get("source", "")
-    query = request.GET.get("q", "").strip()
-    examples = selectors.seed_examples(source=source or None, query=query or None)
+    f = _seed_filters(request)
+    examples = selectors.seed_examples(
+        source=f["source"] or None,
+        query=f["q"] or None,
+        tag=f["tag"] or None,
+        round_number=f["round"],
+        author=f["author"] or None,
+        active=f["active"],
+    )
     page = Paginator(examples, 25).get_page(request.GET.get("page"))
-    context = {"page": page, "source": source, "q": query, "sources": Source.choices}
+    query_string = request.GET.copy()
+    query_string.pop("page", None)
+    context = {
+        "page": page,
+        **f,
+        "sources": Source.choices,
+        "facets": selectors.seed_facets(),
+        "query_string": query_string.urlencode(),
+        "formats_out": formats.FORMATS_OUT,
+        "formats_in": formats.FORMATS_IN,
+        "bulk_actions": services.BULK_ACTIONS,
+    }
     template = "annotation/seed_list.html#seed-table" if request.htmx else "annotation/seed_list.html"
     return render(request, template, context)
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(CURATOR)
+def seed_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    """Create (pk None) or edit a seed example; the page shows its history (who, when, before → after)."""
+    example = get_object_or_404(SeedExample, pk=pk) if pk else None
+    form = SeedExampleForm(request.POST or None, instance=example)
+    if request.method == "POST" and form.is_valid():
+        fields = {k: form.cleaned_data[k] for k in ("instruction", "response", "source", "tags")}
+        try:
+            saved = services.seed_example_save(
+                user=request.user, example=example, version=form.cleaned_data.get("version"), **fields
+            )
+        except services.StaleVersion as exc:
+            form.add_error(None, f"{exc}. Reload to see their change; yours was not saved.")
+            status = 409
+        else:
+            messages.success(request, f"Saved seed example {saved.pk} (version {saved.version}).")
+            return redirect("seed-edit", pk=saved.pk)
+    else:
+        status = 400 if form.errors else 200
+    history = selectors.seed_history(example) if example else []
+    return render(
+        request, "annotation/seed_edit.html", {"form": form, "example": example, "history": history}, status=status
+    )
+
+
+@require_POST
+@role_required(CURATOR)
+def seed_bulk(request: HttpRequest) -> HttpResponse:
+    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+    action = request.POST.get("action", "")
+    try:
+        n = services.seed_bulk(user=request.user, ids=ids, action=action, value=request.POST.get("value", ""))
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{action.replace('_', ' ')}: {n} of {len(ids)} examples changed.")
+    return redirect(request.POST.get("next") or "seed-list")
+
+
+@require_POST
+@role_required(CURATOR)
+def seed_import(request: HttpRequest) -> HttpResponse:
+    upload = request.FILES.get("file")
+    if upload is None:
+        messages.error(request, "Choose a file to import.")
+        return redirect("seed-list")
+    try:
+        text = upload.read().decode("utf-8")
+        fmt, created = services.seed_import(
+            user=request.user,
+            name=upload.name,
+            text=text,
+            fmt=request.POST.get("format") or None,
+            source=request.POST.get("source") or "seed",
+        )
+    except UnicodeDecodeError as exc:
+        messages.error(request, f"{upload.name}: not UTF-8 text (byte {exc.start}). Nothing was imported.")
+    except (formats.FormatError, ValueError) as exc:
+        messages.error(request, f"{upload.name}: nothing was imported. {exc}")
+    else:
+        messages.success(request, f"Imported {len(created)} examples from {upload.name} ({fmt}).")
+    return redirect("seed-list")
+
+
+@require_GET
+@role_required(CURATOR)
+def seed_export(request: HttpRequest) -> StreamingHttpResponse:
+    fmt = request.GET.get("format", "messages_jsonl")
+    if fmt not in formats.FORMATS_OUT:
+        raise Http404("unknown export format")
+    f = _seed_filters(request)
+    rows = (
+        selectors.seed_examples(source=f["source"] or None, tag=f["tag"] or None, active=True)
+        .order_by("pk")
+        .values("id", "instruction", "response", "source", "tags", "version")
+        .iterator(chunk_size=2000)
+    )
+    ext = "json" if fmt == "alpaca_json" else "jsonl"
+    response = StreamingHttpResponse(formats.export_rows(rows, fmt), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="seed-{fmt}.{ext}"'
+    return response
+
+
+@require_GET
+@role_required(CURATOR)
+def audit_log(request: HttpRequest) -> HttpResponse:
+    page = Paginator(selectors.audit_events(), 50).get_page(request.GET.get("page"))
+    return render(request, "annotation/audit.html", {"page": page})
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(CURATOR)
+def adjudicate(request: HttpRequest) -> HttpResponse:
+    """Pairs annotators disagreed on (overlap), for a curator to settle."""
+    if request.method == "POST":
+        candidate = get_object_or_404(Candidate, pk=request.POST.get("candidate_id"))
+        services.candidate_adjudicate(user=request.user, candidate=candidate, decision=request.POST.get("decision", ""))
+        messages.success(request, f"Pair {candidate.pk} settled: {request.POST.get('decision')}.")
+        return redirect("adjudicate")
+    return render(request, "annotation/adjudicate.html", {"items": selectors.disagreements()})
+
+
+@require_GET
+@role_required(CURATOR)
+def round_dashboard(request: HttpRequest, number: int) -> HttpResponse:
+    rnd = get_object_or_404(Round, number=number)
+    return render(request, "annotation/dashboard.html", {"round": rnd, **selectors.round_dashboard(rnd)})
 
 
 # --- the review queue -----------------------------------------------------------------------------------------
