@@ -40,6 +40,12 @@ class RoundLaunchForm(forms.Form):
             ("skip", "no review: the kept pairs train the forward model (Humpback's automatic loop)"),
         ]
     )
+    overlap = forms.IntegerField(
+        min_value=1, max_value=10, help_text="distinct annotators per pair (2+ measures agreement)"
+    )
+    audit_fraction = forms.FloatField(
+        min_value=0, max_value=1, help_text="share of the dropped pairs sampled into the queue for audit"
+    )
     train_backward = forms.BooleanField(required=False, help_text="fine-tune M_yx on the seed set first")
     training_method = forms.ChoiceField(choices=[("lora", "LoRA (merged after training)"), ("full", "full")])
     max_steps = forms.IntegerField(min_value=1, required=False, help_text="cap on optimiser steps per training run")
@@ -69,6 +75,8 @@ class RoundLaunchForm(forms.Form):
             "threshold": d["curation"]["threshold"],
             "order": d["order"],
             "review": d["review"]["mode"],
+            "overlap": d["review"]["overlap"],
+            "audit_fraction": d["review"]["audit_fraction"],
             "train_backward": True,
             "training_method": d["training"]["method"],
         }
@@ -104,7 +112,7 @@ class RoundLaunchForm(forms.Form):
                 "threshold": data["threshold"] if data["keep"] == "threshold" else None,
                 "top_k": data["top_k"] if data["keep"] == "top_k" else None,
             },
-            "review": {"mode": data["review"]},
+            "review": {"mode": data["review"], "overlap": data["overlap"], "audit_fraction": data["audit_fraction"]},
             "train_backward": {"enabled": data["train_backward"]},
             "training": {"method": data["training_method"], "max_steps": data.get("max_steps")},
             "models": {

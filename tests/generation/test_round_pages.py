@@ -106,6 +106,8 @@ def launch_data(corpus, base, **overrides):
         "top_k": 2,
         "order": "filter_rewrite",
         "review": "human",
+        "overlap": 1,
+        "audit_fraction": 0.1,
         "train_backward": "on",
         "training_method": "lora",
         "max_steps": 1,
