@@ -186,11 +186,28 @@ def load_round(n: int, tokens: list[str]) -> Any:
         def candidates() -> Iterator[tuple[Any, ...]]:
             for segment_id in segment_ids:
                 probs, score = score_distribution(rng)
-                status = Candidate.Status.KEPT if score >= THRESHOLD else Candidate.Status.DROPPED
+                kept = score >= THRESHOLD
                 dist = "{" + ",".join(f"{p:.4f}" for p in probs) + "}"
+                instruction = words.question(rng.randint(6, 14))
+                status = "kept" if kept else "dropped"
                 yield (
-                    *(rnd.pk, segment_id, words.question(rng.randint(6, 14)), "", score, dist, ""),
-                    *(None, status, status == Candidate.Status.KEPT, "", "", "{}", "", 1, now, now),
+                    rnd.pk,
+                    segment_id,
+                    instruction,
+                    "",
+                    score,
+                    dist,
+                    "",
+                    None,
+                    status,
+                    kept,
+                    "",
+                    "",
+                    "{}",
+                    "",
+                    1,
+                    now,
+                    now,
                 )
 
         _copy(
@@ -228,7 +245,10 @@ def build_queue(rnd: Any) -> tuple[int, str]:
         return queue.queue_build(round=rnd), "queue_build"
     cfg, review = rnd.config, rnd.config.get("review", {})
     rows = rnd.candidates.filter(status__in=[Candidate.Status.KEPT, Candidate.Status.DROPPED]).exclude(score=None)
-    scored = [(cid, score, status == Candidate.Status.KEPT) for cid, score, status in rows.values_list("id", "score", "status")]
+    scored = [
+        (cid, score, status == Candidate.Status.KEPT)
+        for cid, score, status in rows.values_list("id", "score", "status")
+    ]
     plan = queue.plan_queue(
         scored,
         threshold=cfg["curation"]["threshold"],
@@ -392,6 +412,12 @@ class Phase:
     reviews: int = 0
     queries_per_request: int = 0
     slowest_queries: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, seconds: float, status: int) -> None:
+        with self.lock:
+            self.latencies.append(seconds)
+            self.statuses[status] += 1
 
     def summary(self) -> dict[str, Any]:
         ms = [x * 1000 for x in self.latencies]
@@ -444,8 +470,7 @@ def _view_annotator(user: Any, rnd: Any, start: threading.Barrier, phase: Phase,
             break
         t0 = time.perf_counter()
         response = client.post(f"/review/{rnd.number}/decide/", _decision(i, *item), headers=HX)
-        phase.latencies.append(time.perf_counter() - t0)
-        phase.statuses[response.status_code] += 1
+        phase.add(time.perf_counter() - t0, response.status_code)
         item = _fields(response.content.decode())
 
 
@@ -461,13 +486,13 @@ def _function_annotator(
         if item is None or time.perf_counter() - clock[0] > PHASE_SECONDS:
             break
         t0 = time.perf_counter()
+        status = 200
         try:
             queue.queue_decide(user=user, **_decision(i, item.pk, item.version))
-            phase.statuses[200] += 1
         except services.StaleVersion:
-            phase.statuses[409] += 1
+            status = 409
         item = next_item(user=user, round=rnd)
-        phase.latencies.append(time.perf_counter() - t0)
+        phase.add(time.perf_counter() - t0, status)
 
 
 def run_phase(name: str, rnd: Any, users: list[Any], worker: Callable[..., None]) -> Phase:
@@ -481,7 +506,7 @@ def run_phase(name: str, rnd: Any, users: list[Any], worker: Callable[..., None]
     def body(user: Any) -> None:
         try:
             worker(user, rnd, start, phase, clock)
-        except Exception as exc:  # noqa: BLE001 - reported, the phase goes on
+        except Exception as exc:  # reported; the phase goes on
             phase.errors.append(f"{user.username}: {exc!r}")
             start.abort()
         finally:

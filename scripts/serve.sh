@@ -32,7 +32,8 @@ start_web() {
 start_worker() {
   if alive "$RUN/worker.pid"; then say "worker already running (pid $(cat "$RUN/worker.pid"))"; return; fi
   # One worker takes both queues, model work first. More workers (one per GPU) can join the same Redis.
-  nohup "$BIN/python" manage.py rqworker gpu default --worker-class generation.worker.BackforthWorker \
+  # Its own session: `stop` signals the whole process group, so vLLM's engine processes never outlive it.
+  setsid nohup "$BIN/python" manage.py rqworker gpu default --worker-class generation.worker.BackforthWorker \
     --name "backforth-$(hostname)-$$" \
     >>"$LOGS/worker.log" 2>&1 &
   echo $! >"$RUN/worker.pid"
@@ -42,11 +43,17 @@ start_worker() {
 }
 
 stop_one() {
-  local name=$1 pidfile="$RUN/$1.pid"
+  local name=$1 pidfile="$RUN/$1.pid" group=${2:-}
   if alive "$pidfile"; then
-    kill "$(cat "$pidfile")"
+    local pid target
+    pid=$(cat "$pidfile")
+    target=$pid
+    [ -n "$group" ] && [ "$(ps -o pgid= -p "$pid" | tr -d ' ')" = "$pid" ] && target="-$pid"
+    kill -- "$target"
     for _ in $(seq 1 50); do alive "$pidfile" || break; sleep 0.2; done
-    alive "$pidfile" && kill -9 "$(cat "$pidfile")" 2>/dev/null || true
+    alive "$pidfile" && kill -9 -- "$target" 2>/dev/null || true
+    # Whatever the process left in its group (a vLLM engine core) goes with it.
+    [ "$target" = "-$pid" ] && kill -9 -- "$target" 2>/dev/null || true
     say "stopped $name"
   fi
   rm -f "$pidfile"
@@ -54,7 +61,7 @@ stop_one() {
 
 case "${1:-}" in
   start) start_worker; start_web ;;
-  stop) stop_one web; stop_one worker ;;
+  stop) stop_one web; stop_one worker group ;;
   status)
     for n in web worker; do if alive "$RUN/$n.pid"; then say "$n: running (pid $(cat "$RUN/$n.pid"))"; else say "$n: stopped"; fi; done ;;
   *) die "usage: $0 start|stop|status" ;;
