@@ -30,6 +30,8 @@ urlpatterns = [
     path("rounds/<int:number>/review/close/", generation_views.round_close_review, name="round-close-review"),
     path("rounds/<int:number>/cancel/", generation_views.round_cancel, name="round-cancel"),
     path("models/", generation_views.model_list, name="model-list"),
+    path("corpora/", generation_views.corpus_list, name="corpus-list"),
+    path("corpora/<int:pk>/", generation_views.corpus_detail, name="corpus-detail"),
     path(
         "rounds/<int:number>/stages/<str:stage>/<str:action>/",
         generation_views.round_stage_action,

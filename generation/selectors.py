@@ -188,3 +188,7 @@ def model_registry() -> list[ModelVersion]:
 
 def round_candidate_counts(rnd: Round) -> dict[str, int]:
     return dict(rnd.candidates.values_list("status").annotate(n=Count("id")).order_by())
+
+
+def corpora() -> list[Corpus]:
+    return list(Corpus.objects.annotate(n_segments=Count("segments")).order_by("name"))

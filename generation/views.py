@@ -7,10 +7,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
-from annotation.roles import ADMIN, role_required
+from annotation.roles import ADMIN, CURATOR, role_required
 from generation import rounds, selectors, services, stages
 from generation.forms import ModelRegisterForm, RoundLaunchForm
-from generation.models import ModelVersion, Round
+from generation.models import Corpus, ModelVersion, Round
 
 
 @require_GET
@@ -144,4 +144,22 @@ def model_list(request: HttpRequest) -> HttpResponse:
         "generation/model_list.html",
         {"models": selectors.model_registry(), "form": form},
         status=400 if form.errors else 200,
+    )
+
+
+@require_GET
+@role_required(CURATOR)
+def corpus_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "generation/corpus_list.html", {"corpora": selectors.corpora()})
+
+
+@require_GET
+@role_required(CURATOR)
+def corpus_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    corpus = get_object_or_404(Corpus, pk=pk)
+    imports = corpus.stats.get("imports", [])
+    return render(
+        request,
+        "generation/corpus_detail.html",
+        {"corpus": corpus, "imports": imports, "segments": corpus.segments.order_by("-id")[:20]},
     )

@@ -155,6 +155,8 @@ def _urls(rnd, ex) -> list[tuple[str, str, str]]:
         ("post", reverse("seed-import"), "curator"),
         ("get", reverse("seed-export"), "curator"),
         ("get", reverse("audit-log"), "curator"),
+        ("get", reverse("corpus-list"), "curator"),
+        ("get", reverse("corpus-detail", args=[rnd.corpus_id]), "curator"),
         ("get", reverse("adjudicate"), "curator"),
         ("get", reverse("round-dashboard", args=[rnd.number]), "curator"),
         ("get", reverse("status"), "admin"),
