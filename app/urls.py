@@ -18,6 +18,7 @@ urlpatterns = [
     path("audit/", annotation_views.audit_log, name="audit-log"),
     path("adjudicate/", annotation_views.adjudicate, name="adjudicate"),
     path("rounds/<int:number>/dashboard/", annotation_views.round_dashboard, name="round-dashboard"),
+    path("rounds/<int:number>/export/", annotation_views.round_export, name="round-export"),
     path("review/", annotation_views.review_rounds, name="review-rounds"),
     path("review/<int:number>/", annotation_views.review_queue, name="review-queue"),
     path("review/<int:number>/decide/", annotation_views.review_decide, name="review-decide"),

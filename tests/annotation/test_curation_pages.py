@@ -156,6 +156,7 @@ def _urls(rnd, ex) -> list[tuple[str, str, str]]:
         ("get", reverse("seed-export"), "curator"),
         ("get", reverse("audit-log"), "curator"),
         ("get", reverse("corpus-list"), "curator"),
+        ("get", reverse("round-export", args=[rnd.number]), "curator"),
         ("get", reverse("corpus-detail", args=[rnd.corpus_id]), "curator"),
         ("get", reverse("adjudicate"), "curator"),
         ("get", reverse("round-dashboard", args=[rnd.number]), "curator"),

@@ -1,0 +1,35 @@
+"""manage.py export (--round N | --seed) --format F --out PATH — a training-ready dataset with its manifest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from generation import export
+from generation.models import Round
+
+
+class Command(BaseCommand):
+    help = "Export a round's reviewed pairs or the seed set (messages JSONL, Alpaca JSON, Parquet, HF datasets)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        which = parser.add_mutually_exclusive_group(required=True)
+        which.add_argument("--round", type=int, help="round number: its accepted and edited pairs")
+        which.add_argument("--seed", action="store_true", help="the active seed set")
+        parser.add_argument("--format", choices=export.FORMATS, default="messages_jsonl")
+        parser.add_argument("--out", required=True, help="file (or directory for hf_dataset)")
+        parser.add_argument("--include-unreviewed", action="store_true", help="round: also kept, unreviewed pairs")
+        parser.add_argument("--source", choices=["seed", "web", "safety"], help="seed: only this source")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["seed"]:
+            rows, about = export.seed_rows(source=options["source"]), {"kind": "seed", "source": options["source"]}
+        else:
+            rnd = Round.objects.filter(number=options["round"]).first()
+            if rnd is None:
+                raise CommandError(f"no round {options['round']}")
+            rows = export.round_rows(rnd, include_unreviewed=options["include_unreviewed"])
+            about = export.round_about(rnd)
+        manifest = export.export_dataset(rows=rows, fmt=options["format"], out=options["out"], about=about)
+        self.stdout.write(f"Exported {manifest['count']} records to {manifest['path']} (+ .manifest.json)")
