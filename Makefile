@@ -81,4 +81,6 @@ bench: model
 	@$(PY) -m bench.generation
 	@echo "[bench] fine-tuning and evaluation benchmarks"
 	@$(PY) -m bench.finetune
+	@echo "[bench] review queue and seed search (1M candidates, 20 concurrent annotators; own database)"
+	@$(PY) -m bench.review
 	@echo "[bench] results in bench/results.json"

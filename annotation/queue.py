@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -87,14 +87,22 @@ def queue_build(*, round: Any) -> int:
         audit_fraction=review.get("audit_fraction", 0.1),
         seed=cfg.get("seed", 0),
     )
-    by_id = {c.id: c for c in Candidate.objects.filter(id__in=[e.candidate_id for e in plan])}
-    for entry in plan:
-        c = by_id[entry.candidate_id]
-        c.in_queue, c.queue_priority, c.is_audit = True, entry.priority, entry.is_audit
-        c.reviews_needed = review.get("overlap", 1)
-    Candidate.objects.bulk_update(
-        by_id.values(), ["in_queue", "queue_priority", "is_audit", "reviews_needed"], batch_size=5000
-    )
+    # One UPDATE … FROM unnest(arrays): a per-row bulk_update (one big CASE per batch) took minutes at 1M rows.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {Candidate._meta.db_table} AS c
+               SET in_queue = true, queue_priority = v.priority, is_audit = v.is_audit, reviews_needed = %s
+              FROM unnest(%s::bigint[], %s::float8[], %s::boolean[]) AS v(id, priority, is_audit)
+             WHERE c.id = v.id
+            """,
+            [
+                review.get("overlap", 1),
+                [e.candidate_id for e in plan],
+                [e.priority for e in plan],
+                [e.is_audit for e in plan],
+            ],
+        )
     return len(plan)
 
 
@@ -131,7 +139,7 @@ def queue_next(*, user: AbstractBaseUser, round: Any) -> Candidate | None:
     now = timezone.now()
     expires = now + timedelta(minutes=_lease_minutes(round))
     held = (
-        Lease.objects.select_related("candidate")
+        Lease.objects.select_related("candidate__segment", "candidate__round")
         .filter(user=user, candidate__round=round, candidate__in_queue=True, expires_at__gt=now)
         .exclude(candidate__reviews__reviewer=user, candidate__reviews__action__in=DECISIONS)
         .order_by("created_at")
@@ -147,6 +155,7 @@ def queue_next(*, user: AbstractBaseUser, round: Any) -> Candidate | None:
         for _ in range(MAX_CLAIM_TRIES):
             candidate = (
                 qs.exclude(pk__in=passed)
+                .select_related("segment", "round")
                 .order_by("queue_priority", "id")
                 .select_for_update(skip_locked=True, of=("self",))
                 .first()
@@ -165,13 +174,17 @@ def queue_next(*, user: AbstractBaseUser, round: Any) -> Candidate | None:
     return None
 
 
-def queue_counts(*, user: AbstractBaseUser, round: Any) -> dict[str, int]:
-    """Remaining items for the queue's header."""
-    waiting = round.candidates.filter(in_queue=True).count()
+COUNT_CAP = 1000
+
+
+def queue_counts(*, user: AbstractBaseUser, round: Any) -> dict[str, Any]:
+    """Remaining items for the queue's header. Counted up to COUNT_CAP ("1000+"): an exact COUNT over a
+    million-row queue cost 70 ms on every decision."""
+    waiting = round.candidates.filter(in_queue=True).values("pk")[: COUNT_CAP + 1].count()
     mine = Review.objects.filter(
         reviewer=user, candidate__round=round, action__in=DECISIONS, undone_by__isnull=True
     ).count()
-    return {"waiting": waiting, "decided_by_me": mine}
+    return {"waiting": f"{COUNT_CAP}+" if waiting > COUNT_CAP else waiting, "decided_by_me": mine}
 
 
 # --- deciding ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Review benchmarks. Run with `.venv/bin/python -m bench.review` (about 10 minutes the first time at full size: most
-of it loads 1M candidates; later runs reuse the data).
+"""Review benchmarks. Run with `.venv/bin/python -m bench.review` (about 8 minutes on 2 cores the first time at
+full size, of which 2 minutes load the data; later runs reuse it and take about 6).
 
 Everything runs on its own PostgreSQL database, `backforth_bench` (created if missing), never on `backforth`.
 
@@ -43,7 +43,8 @@ N_ANNOTATORS = int(os.environ.get("BENCH_REVIEW_ANNOTATORS", "20"))
 PHASE_SECONDS = float(os.environ.get("BENCH_REVIEW_SECONDS", "60"))
 MAX_DECISIONS = int(os.environ.get("BENCH_REVIEW_DECISIONS", "300"))
 # queue_build (ORM bulk_update) is used up to this many candidates; above it the same plan (queue.plan_queue) is
-# written with one UPDATE … FROM a COPYed table. See the report in bench/results.json (queue_build_s_per_1k).
+# written with one UPDATE … FROM a COPYed table: queue_build took 94 s for 55k queued items (each 5,000-row
+# bulk_update batch is one CASE statement, ~8.6 s), so about 16 minutes for the 550k items of 1M candidates.
 QUEUE_BUILD_MAX = int(os.environ.get("BENCH_REVIEW_QUEUE_BUILD_MAX", "200000"))
 ROUND_NUMBER = 1
 THRESHOLD = 3.0  # scores are uniform in [1, 5]: half the pairs are kept, plus the audit sample of the dropped

@@ -28,7 +28,26 @@ def _ping(job: Job) -> dict[str, Any]:
     return {"worker": job.worker, "host": socket.gethostname(), "pid": os.getpid(), "db": db_version.split(",")[0]}
 
 
-HANDLERS: dict[str, Callable[[Job], dict[str, Any] | None]] = {"ping": _ping}
+def _ingest(job: Job) -> dict[str, Any]:
+    """Import uploaded files into a corpus (queue `default`); a bad file fails the job permanently with the file
+    and line, and nothing is imported."""
+    from generation.corpus.readers import ReadError
+    from generation.ingest import ingest_files
+    from generation.models import Corpus
+
+    corpus = Corpus.objects.get(pk=job.payload["corpus_id"])
+    try:
+        report = ingest_files(
+            corpus=corpus,
+            paths=job.payload["paths"],
+            on_document=lambda n: services.job_progress(job=job, done=0, total=0) if n % 500 == 0 else None,
+        )
+    except ReadError as exc:
+        raise PermanentJobError(f"{exc} — nothing was imported") from exc
+    return {k: v for k, v in report.as_dict().items() if k != "examples"}
+
+
+HANDLERS: dict[str, Callable[[Job], dict[str, Any] | None]] = {"ping": _ping, "ingest": _ingest}
 
 
 def worker_name() -> str:

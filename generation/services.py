@@ -227,3 +227,22 @@ def jobs_reconcile(*, stale_after: float = 60.0, grace: float = 10.0) -> dict[st
     if requeued_stale or requeued_lost:
         logger.warning("reconcile: requeued %d stale and %d lost jobs", requeued_stale, requeued_lost)
     return {"stale": requeued_stale, "lost": requeued_lost}
+
+
+def corpus_upload(*, name: str, uploads: list[Any], user: Any = None) -> Job:
+    """Save uploaded files under the data dir and queue their import into corpus `name` (created if missing)."""
+    import uuid
+
+    from django.conf import settings
+
+    corpus, _ = Corpus.objects.get_or_create(name=name, defaults={"created_by": user})
+    folder = Path(settings.DATA_DIR) / "uploads" / uuid.uuid4().hex[:12]
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for upload in uploads:
+        target = folder / Path(upload.name).name
+        with target.open("wb") as f:
+            for chunk in upload.chunks():
+                f.write(chunk)
+        paths.append(str(target))
+    return job_create(stage="ingest", queue_name="default", payload={"corpus_id": corpus.pk, "paths": paths})

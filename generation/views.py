@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
-from annotation.roles import ADMIN, CURATOR, role_required
+from annotation.roles import ADMIN, CURATOR, has_role, role_required
 from generation import rounds, selectors, services, stages
 from generation.forms import ModelRegisterForm, RoundLaunchForm
 from generation.models import Corpus, ModelVersion, Round
@@ -147,9 +147,20 @@ def model_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @role_required(CURATOR)
 def corpus_list(request: HttpRequest) -> HttpResponse:
+    """The corpora; admins upload files here (imported by a job on the `default` queue)."""
+    if request.method == "POST":
+        if not has_role(request.user, ADMIN):
+            return HttpResponse("Only admins import corpora.", status=403)
+        name, uploads = request.POST.get("name", "").strip(), request.FILES.getlist("files")
+        if not name or not uploads:
+            messages.error(request, "Give the corpus a name and choose at least one file.")
+            return redirect("corpus-list")
+        job = services.corpus_upload(name=name, uploads=uploads, user=request.user)
+        messages.success(request, f"Importing {len(uploads)} file(s) into {name} (job {job.pk}); see System status.")
+        return redirect("corpus-list")
     return render(request, "generation/corpus_list.html", {"corpora": selectors.corpora()})
 
 
