@@ -55,3 +55,26 @@ def test_a_bad_file_names_file_and_line_and_imports_nothing(tmp_path, shared_dat
     with pytest.raises(CommandError, match=r"bad.jsonl.gz, line 2: .*nothing was imported"):
         call_command("import_corpus", str(good), str(bad), "--corpus", "mixed", verbosity=0)
     assert not Segment.objects.exists(), "the good file's passages were rolled back too"
+
+
+def test_admins_upload_files_and_a_worker_job_imports_them(
+    client, redis_conn, web_passages, django_capture_on_commit_callbacks
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from generation.jobs import run_job
+    from generation.models import Job
+
+    body = "\n".join(json.dumps({"id": str(i), "text": t}) for i, t in enumerate(web_passages[:6])).encode()
+    client.force_login(UserFactory(role="curator"))
+    refused = client.post(reverse("corpus-list"), {"name": "up", "files": SimpleUploadedFile("a.jsonl", body)})
+    assert refused.status_code == 403
+    client.force_login(UserFactory(role="admin"))
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("corpus-list"), {"name": "up", "files": SimpleUploadedFile("a.jsonl", body)})
+    job = Job.objects.get(stage="ingest")
+    assert job.queue == "default" and job.payload["paths"][0].endswith("a.jsonl")
+    assert run_job(job.pk) == "done"
+    job.refresh_from_db()
+    corpus = Corpus.objects.get(name="up")
+    assert job.result["documents"] == 6 and corpus.segments.count() == job.result["added"] > 0
