@@ -76,29 +76,36 @@ def _record(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Tracked:
-    """Passes rows through while collecting what the manifest needs (ids with versions, a running hash)."""
+    """Passes rows through while writing what the manifest needs: each record's id and version go straight to
+    `<out>.records.tsv` (a list in memory grew by 16 MiB per 100k rows), and a running content hash."""
 
-    def __init__(self, rows: Iterator[dict[str, Any]]) -> None:
-        self.rows, self.ids, self.count = rows, [], 0
+    def __init__(self, rows: Iterator[dict[str, Any]], records: Path) -> None:
+        self.rows, self.records, self.count = rows, records, 0
         self.digest = hashlib.sha256()
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        for row in self.rows:
-            self.count += 1
-            self.ids.append([row["id"], row["version"]])
-            self.digest.update(json.dumps([row["id"], row["version"], row["instruction"], row["response"]]).encode())
-            yield row
+        with self.records.open("w", encoding="utf-8") as ids:
+            ids.write("id\tversion\n")
+            for row in self.rows:
+                self.count += 1
+                ids.write(f"{row['id']}\t{row['version']}\n")
+                self.digest.update(
+                    json.dumps([row["id"], row["version"], row["instruction"], row["response"]]).encode()
+                )
+                yield row
 
 
 def export_dataset(
     *, rows: Iterator[dict[str, Any]], fmt: str, out: str | Path, about: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Write `rows` to `out` in `fmt` (a file, or a directory for hf_dataset) and `<out>.manifest.json`."""
+    """Write `rows` to `out` in `fmt` (a file, or a directory for hf_dataset), `<out>.manifest.json` and the
+    record ids with versions in `<out>.records.tsv`. Memory stays flat however many rows there are."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tracked = _Tracked(rows)
+    records = Path(f"{out}.records.tsv")
+    tracked = _Tracked(rows, records)
     if fmt in ("messages_jsonl", "alpaca_json"):
         with out.open("w", encoding="utf-8") as f:
             for chunk in formats.export_rows(iter(tracked), fmt):
@@ -111,7 +118,7 @@ def export_dataset(
         "format": fmt,
         "path": str(out),
         "count": tracked.count,
-        "records": tracked.ids,
+        "records_file": records.name,
         "content_sha256": tracked.digest.hexdigest(),
         "created_at": timezone.now().isoformat(),
         **(about or {}),

@@ -36,9 +36,9 @@ def test_every_format_loads_with_datasets_and_has_a_manifest(tmp_path, reviewed_
     assert len(ds) == 2
     manifest = json.loads((tmp_path / f"{out.name}.manifest.json").read_text())
     assert manifest["count"] == 2 and manifest["config_hash"] == "abc123" and manifest["round"] == reviewed_round.number
-    assert [r[0] for r in manifest["records"]] == [
-        f"candidate-{c.pk}" for c in reviewed_round.candidates.exclude(status="rejected").order_by("pk")
-    ]
+    records = (tmp_path / manifest["records_file"]).read_text().splitlines()
+    expected = reviewed_round.candidates.exclude(status="rejected").order_by("pk")
+    assert records == ["id\tversion", *(f"candidate-{c.pk}\t{c.version}" for c in expected)]
     if fmt != "alpaca_json":
         first = ds[0]["messages"]
         assert first[0] == {"role": "system", "content": "Answer with knowledge from web search."}
