@@ -77,10 +77,15 @@ clean: stop
 	rm -rf $(VENV) var/staticfiles
 
 bench: model
+	@$(VENV)/bin/pip install -q -r requirements-bench.txt 2>&1 | grep -v "^WARNING: Location 'file://" || true
 	@echo "[bench] generation benchmarks (writes bench/results.json; takes several minutes)"
 	@$(PY) -m bench.generation
 	@echo "[bench] fine-tuning and evaluation benchmarks"
 	@$(PY) -m bench.finetune
 	@echo "[bench] review queue and seed search (1M candidates, 20 concurrent annotators; own database)"
 	@$(PY) -m bench.review
+	@echo "[bench] corpus ingestion vs datatrove, peak memory of a large JSONL.gz"
+	@$(PY) -m bench.corpus
+	@echo "[bench] dataset export, 1,000,000 rows"
+	@$(PY) -m bench.export
 	@echo "[bench] results in bench/results.json"
