@@ -13,13 +13,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.db import transaction
+import numpy as np
+from django.db import connection, transaction
 
-from generation import services
-from generation.corpus.dedup import Decontaminator, ExactDuplicateFilter, NearDuplicateFilter
+from generation.corpus.dedup import (
+    Decontaminator,
+    Known,
+    LSHParams,
+    Pending,
+    dedup_batch,
+    lsh_params,
+    pending,
+    sign_new,
+)
 from generation.corpus.filters import clean_document
 from generation.corpus.readers import ReadStats, read_documents
-from generation.models import Corpus
+from generation.models import Corpus, Segment
 
 EXAMPLES_PER_REASON = 3
 BATCH = 1000
@@ -56,6 +65,70 @@ class IngestReport:
         }
 
 
+class CorpusIndex:
+    """The dedup state of one corpus, in PostgreSQL: content hashes (Segment's unique index) and MinHash band
+    keys (SegmentBand). `known` fetches what a batch could duplicate (for `dedup_batch` to decide), `insert`
+    stores what was kept: only the batch is held in memory."""
+
+    def __init__(self, corpus: Corpus, params: LSHParams) -> None:
+        self.corpus = corpus
+        self.params = params
+
+    def known_hashes(self, items: list[Pending]) -> set[str]:
+        hashes = [item.content_hash for item in items]
+        rows = Segment.objects.filter(corpus=self.corpus, content_hash__in=hashes).values_list(
+            "content_hash", flat=True
+        )
+        return set(rows)
+
+    def known(self, items: list[Pending], hashes: set[str]) -> Known:
+        """What the corpus holds that `items` could duplicate: `hashes` (from `known_hashes`), the segments
+        sharing a band key with an item, and those segments' signatures."""
+        known = Known(hashes=hashes)
+        keys = sorted({k for item in items for k in item.band_keys})
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT key, segment_id FROM generation_segmentband WHERE corpus_id = %s AND key = ANY(%s)",
+                [self.corpus.pk, keys],
+            )
+            for key, segment_id in cur.fetchall():
+                known.buckets.setdefault(key, []).append(segment_id)
+        ids = {sid for sids in known.buckets.values() for sid in sids}
+        for pk, raw in Segment.objects.filter(pk__in=ids).exclude(minhash=None).values_list("pk", "minhash"):
+            known.signatures[pk] = np.frombuffer(bytes(raw), dtype="<u4")
+        return known
+
+    def insert(self, rows: list[tuple[dict[str, Any], Pending]]) -> int:
+        """INSERT the kept passages and their band keys; returns how many."""
+        segments = Segment.objects.bulk_create(
+            [
+                Segment(
+                    corpus=self.corpus,
+                    text=passage["text"],
+                    content_hash=item.content_hash,
+                    source_id=str(passage.get("source_id", ""))[:500],
+                    url=str(passage.get("url", ""))[:2000],
+                    meta=passage.get("meta", {}),
+                    char_count=len(passage["text"]),
+                    minhash=None if item.signature is None else item.signature.tobytes(),
+                )
+                for passage, item in rows
+            ]
+        )
+        segment_ids, keys = [], []
+        for segment, (_, item) in zip(segments, rows, strict=True):
+            segment_ids.extend([segment.pk] * len(item.band_keys))
+            keys.extend(item.band_keys)
+        if keys:
+            with connection.cursor() as cur:
+                cur.execute(
+                    "INSERT INTO generation_segmentband (corpus_id, segment_id, key) "
+                    "SELECT %s, unnest(%s::bigint[]), unnest(%s::bigint[])",
+                    [self.corpus.pk, segment_ids, keys],
+                )
+        return len(segments)
+
+
 def ingest_files(
     *,
     corpus: Corpus,
@@ -67,23 +140,40 @@ def ingest_files(
     on_document: Callable[[int], None] | None = None,
 ) -> IngestReport:
     """Read, clean and deduplicate `paths` into `corpus`, all or nothing. Per-filter drop counts and a few
-    examples of each are stored on the corpus (`stats["imports"]`) so a curator can see why text was dropped."""
+    examples of each are stored on the corpus (`stats["imports"]`) so a curator can see why text was dropped.
+
+    Passages are deduplicated in batches against what the corpus already holds (earlier imports included)
+    and against each other, through PostgreSQL (`CorpusIndex`): memory stays flat however large the files.
+    Imports into one corpus run one at a time (the corpus row is locked for the import's transaction)."""
     from generation.rounds import default_eval_prompts
 
     report = IngestReport(files=[str(p) for p in paths])
     stats = ReadStats()
-    exact = ExactDuplicateFilter(corpus.segments.values_list("content_hash", flat=True).iterator())
-    near = NearDuplicateFilter(threshold=near_threshold)
+    params = lsh_params(near_threshold)
     decontaminate = Decontaminator(eval_prompts if eval_prompts is not None else default_eval_prompts())
     started = time.monotonic()
-    batch: list[dict[str, Any]] = []
-
-    def flush() -> None:
-        added, _ = services.corpus_add_passages(corpus=corpus, passages=batch)
-        report.added += added
-        batch.clear()
+    batch: list[tuple[dict[str, Any], Pending]] = []
 
     with transaction.atomic():
+        Corpus.objects.select_for_update().filter(pk=corpus.pk).first()
+        index = CorpusIndex(corpus, params)
+
+        def flush() -> None:
+            items = [item for _, item in batch]
+            hashes = index.known_hashes(items)
+            sign_new(items, [row["text"] for row, _ in batch], hashes, params)
+            decisions = dedup_batch(
+                items, index.known(items, hashes), params, check=lambda i: decontaminate.check(batch[i][0]["text"])
+            )
+            keep = []
+            for row, (reason, _earlier) in zip(batch, decisions, strict=True):
+                if reason:
+                    report.note(reason, row[0]["text"])
+                else:
+                    keep.append(row)
+            report.added += index.insert(keep) if keep else 0
+            batch.clear()
+
         for path in report.files:
             for doc in read_documents(path, stats=stats):
                 report.documents += 1
@@ -95,26 +185,19 @@ def ingest_files(
                         report.note(reason, doc.text)
                 for passage in passages:
                     report.passages += 1
-                    if exact.seen(passage):
-                        report.note("exact_duplicate", passage)
-                    elif near.seen(passage):
-                        report.note("near_duplicate", passage)
-                    elif decontaminate.check(passage):
-                        report.note("eval_overlap", passage)
-                    else:
-                        batch.append(
-                            {
-                                "text": passage,
-                                "source_id": doc.source_id,
-                                "url": doc.url,
-                                "meta": {"file": Path(path).name},
-                            }
-                        )
-                        if len(batch) >= BATCH:
-                            flush()
+                    meta = {
+                        "text": passage,
+                        "source_id": doc.source_id,
+                        "url": doc.url,
+                        "meta": {"file": Path(path).name},
+                    }
+                    batch.append((meta, pending(passage, params, sign=False)))
+                    if len(batch) >= BATCH:
+                        flush()
                 if on_document:
                     on_document(report.documents)
-        flush()
+        if batch:
+            flush()
         report.seconds = time.monotonic() - started
         report.read = stats.as_dict()
         fresh = Corpus.objects.select_for_update().get(pk=corpus.pk)

@@ -43,6 +43,9 @@ class Segment(models.Model):
     url = models.URLField(max_length=2000, blank=True)
     meta = models.JSONField(default=dict, blank=True)
     char_count = models.PositiveIntegerField(default=0)
+    # MinHash signature (128 little-endian uint32, generation.corpus.dedup.signature) of segments that
+    # ingestion indexed for near-duplicate search; null for segments added otherwise.
+    minhash = models.BinaryField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -54,6 +57,19 @@ class Segment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.corpus_id}:{self.source_id or self.pk}"
+
+
+class SegmentBand(models.Model):
+    """One MinHash LSH band key of a segment. Ingestion looks a batch's band keys up here instead of holding
+    an LSH index in memory, so its memory does not grow with the corpus, and a later import into the same
+    corpus is deduplicated against the earlier ones."""
+
+    corpus = models.ForeignKey(Corpus, on_delete=models.CASCADE, related_name="+", db_index=False)
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="bands")
+    key = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["corpus", "key"], name="segmentband_corpus_key")]
 
 
 class ModelVersion(models.Model):

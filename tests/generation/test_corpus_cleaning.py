@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from generation.corpus.dedup import Decontaminator, ExactDuplicateFilter, NearDuplicateFilter, minhash, shingles
+from generation.corpus.dedup import (
+    Decontaminator,
+    Known,
+    NearDuplicateFilter,
+    dedup_batch,
+    lsh_params,
+    minhash,
+    pending,
+    shingles,
+)
 from generation.corpus.filters import (
     DOCUMENT_FILTERS,
     MAX_DOC_CHARS,
@@ -230,11 +239,10 @@ def test_raw_common_crawl_and_dolma_text_is_cleaned(shared_data, name):
 
 
 def test_planted_near_and_exact_duplicates_are_caught_and_distinct_passages_are_not(c4_passages):
-    near, exact = NearDuplicateFilter(), ExactDuplicateFilter()
+    near = NearDuplicateFilter()
     for i, p in enumerate(c4_passages):  # real passages are all distinct
         assert near.seen(p, key=f"c4-{i}") is None
-        assert exact.seen(p) is None
-    assert len(near) == len(exact) == len(c4_passages)
+    assert len(near) == len(c4_passages)
 
     original_index = max(range(len(c4_passages)), key=lambda i: len(c4_passages[i]))
     original = c4_passages[original_index]
@@ -245,10 +253,9 @@ def test_planted_near_and_exact_duplicates_are_caught_and_distinct_passages_are_
     edited = " ".join(words)
     respaced = "  " + original.upper().replace(" ", " \n\t ") + "\n"
 
-    assert content_hash(edited) != content_hash(original)
-    assert exact.seen(edited) is None  # a few words changed: not an exact duplicate ...
+    assert content_hash(edited) != content_hash(original)  # a few words changed: not an exact duplicate ...
     assert near.seen(edited) == f"c4-{original_index}"  # ... but a near one
-    assert exact.seen(respaced) == content_hash(original)  # case and whitespace do not count
+    assert content_hash(respaced) == content_hash(original)  # case and whitespace do not count
     assert near.seen(respaced) == f"c4-{original_index}"
     assert minhash(edited).jaccard(minhash(original)) > 0.8
     assert len(near) == len(c4_passages)  # duplicates are not indexed
@@ -257,6 +264,53 @@ def test_planted_near_and_exact_duplicates_are_caught_and_distinct_passages_are_
     other_index = (original_index + 1) % len(c4_passages)
     mixed = original.split(". ")[0] + ". " + c4_passages[other_index]
     assert near.query(mixed) in (None, f"c4-{other_index}")
+
+
+def test_dedup_batch_decides_against_the_store_and_earlier_items_of_the_batch(c4_passages):
+    """What ingestion runs for every batch: the store (PostgreSQL there) returns hashes, band buckets and
+    signatures; the batch is decided in order and only kept items count as "earlier"."""
+    params = lsh_params()
+    assert (params.bands, params.rows) == (9, 13)
+    stored = pending(c4_passages[0], params)
+    known = Known(hashes={stored.content_hash}, signatures={7: stored.signature})
+    for key in stored.band_keys:
+        known.buckets[key] = [7]
+    words = c4_passages[1].split()
+    words[5] = "zeppelin"
+    texts = [
+        c4_passages[0].upper(),  # exact duplicate of the stored one
+        c4_passages[0] + " Thanks for reading.",  # near duplicate of the stored one
+        c4_passages[1],  # new
+        " ".join(words),  # near duplicate of item 2 (same batch)
+        c4_passages[2],  # dropped by check: not remembered ...
+        "  " + c4_passages[2],  # ... so its copy is checked (and dropped) again, not called a duplicate
+        c4_passages[3],
+        c4_passages[3],
+        "",
+    ]
+    items = [pending(t, params) for t in texts]
+    dropped = {4, 5}
+    decisions = dedup_batch(items, known, params, check=lambda i: "eval_overlap" if i in dropped else None)
+    assert decisions == [
+        ("exact_duplicate", stored.content_hash),
+        ("near_duplicate", 7),
+        (None, None),
+        ("near_duplicate", ("batch", 2)),
+        ("eval_overlap", None),
+        ("eval_overlap", None),
+        (None, None),
+        ("exact_duplicate", items[7].content_hash),
+        (None, None),  # no words: no signature, never a near duplicate
+    ]
+    assert items[8].signature is None and items[2].signature.nbytes == 512
+    # a band hit whose signature is not similar enough is not a duplicate
+    known.signatures[7] = known.signatures[7].copy()
+    known.signatures[7][: params.num_perm // 2] += 1
+    assert dedup_batch(
+        [pending(c4_passages[0] + " Thanks.", params)],
+        Known(buckets=known.buckets, signatures=known.signatures),
+        params,
+    ) == [(None, None)]
 
 
 def test_near_duplicate_filter_edge_cases():

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from generation.ingest import ingest_files
-from generation.models import Corpus, Segment
+from generation.models import Corpus, Segment, SegmentBand
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +46,36 @@ def test_planted_near_duplicates_are_removed(tmp_path, web_passages):
     assert corpus.segments.count() == len(base)
 
 
+def test_dedup_state_is_in_postgresql_across_batches_and_imports(tmp_path, web_passages, monkeypatch):
+    """Batches of 2 send every comparison but the first through the database; a second import into the same
+    corpus is deduplicated against the first."""
+    from generation import ingest
+    from generation.corpus.dedup import lsh_params
+
+    monkeypatch.setattr(ingest, "BATCH", 2)
+    *base, fresh = [p for p in web_passages if 700 < len(p) < 2500][:5]
+    first = tmp_path / "first.jsonl"
+    first.write_text("\n".join(json.dumps({"id": str(i), "text": t}) for i, t in enumerate(base)))
+    corpus = Corpus.objects.create(name="two imports")
+    assert ingest_files(corpus=corpus, paths=[first], min_chars=300).added == 4
+    bands = lsh_params().bands
+    assert SegmentBand.objects.filter(corpus=corpus).count() == 4 * bands
+    assert all(len(bytes(s.minhash)) == 512 for s in corpus.segments.all())
+
+    later = [
+        base[3] + " Thanks for reading.",  # near duplicate of the first import
+        "  " + base[0].lower().replace(" ", "  "),  # exact duplicate of the first import (normalised)
+        fresh,
+        base[1].replace(" the ", " a ", 2),  # near duplicate, next batch
+    ]
+    second = tmp_path / "second.jsonl"
+    second.write_text("\n".join(json.dumps({"id": f"b{i}", "text": t}) for i, t in enumerate(later)))
+    report = ingest_files(corpus=corpus, paths=[second], min_chars=300)
+    assert report.drops["exact_duplicate"] == 1 and report.drops["near_duplicate"] == 2, report.drops
+    assert report.added == 1 and corpus.segments.filter(text=fresh).exists()
+    assert SegmentBand.objects.filter(corpus=corpus).count() == 5 * bands
+
+
 def test_a_bad_file_names_file_and_line_and_imports_nothing(tmp_path, shared_data):
     good = shared_data / "web" / "dclm_cc_text_499.jsonl"
     bad = tmp_path / "bad.jsonl.gz"
@@ -55,6 +85,7 @@ def test_a_bad_file_names_file_and_line_and_imports_nothing(tmp_path, shared_dat
     with pytest.raises(CommandError, match=r"bad.jsonl.gz, line 2: .*nothing was imported"):
         call_command("import_corpus", str(good), str(bad), "--corpus", "mixed", verbosity=0)
     assert not Segment.objects.exists(), "the good file's passages were rolled back too"
+    assert not SegmentBand.objects.exists(), "and their band keys"
 
 
 def test_admins_upload_files_and_a_worker_job_imports_them(
