@@ -78,6 +78,7 @@ clean: stop
 
 bench: model
 	@$(VENV)/bin/pip install -q -r requirements-bench.txt 2>&1 | grep -v "^WARNING: Location 'file://" || true
+	@$(VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 	@echo "[bench] generation benchmarks (writes bench/results.json; takes several minutes)"
 	@$(PY) -m bench.generation
 	@echo "[bench] fine-tuning and evaluation benchmarks"
