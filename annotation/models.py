@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
-from django.contrib.postgres.search import SearchVector
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -38,6 +38,14 @@ class SeedExample(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    # Full-text document, computed and stored by PostgreSQL (instruction weighted above response): search and
+    # ranking read it instead of running to_tsvector on every matching row.
+    search = models.GeneratedField(
+        expression=SearchVector("instruction", weight="A", config="english")
+        + SearchVector("response", weight="B", config="english"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -46,7 +54,7 @@ class SeedExample(models.Model):
         ]
         indexes = [
             models.Index(fields=["source", "is_active"], name="seed_source_active"),
-            GinIndex(SearchVector("instruction", "response", config="english"), name="seed_fts"),
+            GinIndex(fields=["search"], name="seed_search"),
         ]
 
     def __str__(self) -> str:

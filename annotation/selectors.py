@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db.models import Count, F, Func, Q, QuerySet
 
 from annotation.models import AuditEvent, Candidate, SeedExample
-
-
-def _search_vector() -> SearchVector:
-    # The same expression as the GIN index on SeedExample (seed_fts), so PostgreSQL uses it.
-    return SearchVector("instruction", "response", config="english")
 
 
 def seed_examples(
@@ -38,9 +33,9 @@ def seed_examples(
     if not query:
         return qs.order_by("-created_at", "-id")
     words = SearchQuery(query, search_type="websearch", config="english")
-    ranked = qs.annotate(search=_search_vector()).filter(search=words)
+    ranked = qs.filter(search=words)  # the stored, GIN-indexed `search` column
     if ranked.exists():
-        return ranked.annotate(rank=SearchRank(_search_vector(), words)).order_by("-rank", "-id")
+        return ranked.annotate(rank=SearchRank(F("search"), words)).order_by("-rank", "-id")
     return qs.filter(Q(instruction__icontains=query) | Q(response__icontains=query)).order_by("-created_at", "-id")
 
 

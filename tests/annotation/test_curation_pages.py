@@ -35,6 +35,19 @@ def test_full_text_search_ranks_words_and_falls_back_to_substrings(client, curat
     assert "1 example" in html and "&lt;script&gt;x&lt;/script&gt;" in html
 
 
+def test_search_reads_the_stored_column_kept_in_sync_and_ranks_instruction_matches_first():
+    from annotation.selectors import seed_examples
+
+    in_response = SeedExampleFactory(instruction="Write a poem", response="Glaciers carve valleys slowly.")
+    in_instruction = SeedExampleFactory(instruction="Why do glaciers move?", response="Gravity and ice creep.")
+    assert list(seed_examples(query="glacier")) == [in_instruction, in_response]  # weight A above B
+    assert 'seedexample"."search" @@' in str(seed_examples(query="glacier").query)
+    in_response.response = "Rivers carve valleys."
+    in_response.save()  # PostgreSQL recomputes the stored document
+    assert list(seed_examples(query="glacier")) == [in_instruction]
+    assert list(seed_examples(query="rivers")) == [in_response]
+
+
 def test_filters_by_source_tag_round_and_author(client, curator):
     rnd = RoundFactory(number=7)
     cand = CandidateFactory(round=rnd)
