@@ -167,8 +167,11 @@ def queue_next(*, user: AbstractBaseUser, round: Any) -> Candidate | None:
             if not _claimable(round, user, now).filter(pk=candidate.pk).exists():
                 passed.append(candidate.pk)
                 continue
-            Lease.objects.update_or_create(
-                candidate=candidate, user=user, defaults={"created_at": now, "expires_at": expires}
+            Lease.objects.bulk_create(  # one INSERT … ON CONFLICT DO UPDATE (update_or_create takes four)
+                [Lease(candidate=candidate, user=user, created_at=now, expires_at=expires)],
+                update_conflicts=True,
+                unique_fields=["candidate", "user"],
+                update_fields=["created_at", "expires_at"],
             )
             return candidate
     return None
@@ -232,12 +235,11 @@ def queue_decide(
         reason_text=reason_text,
         seconds_spent=seconds,
     )
-    candidate.reviews_done = F("reviews_done") + 1
-    candidate.save(update_fields=["reviews_done"])
-    candidate.refresh_from_db()
-    Candidate.objects.filter(pk=candidate.pk, reviews_done__gte=F("reviews_needed")).update(in_queue=False)
+    # The row is locked (FOR UPDATE above) until this transaction ends: count and dequeue in one UPDATE.
+    candidate.reviews_done += 1
+    candidate.in_queue = candidate.in_queue and candidate.reviews_done < candidate.reviews_needed
+    Candidate.objects.filter(pk=candidate.pk).update(reviews_done=candidate.reviews_done, in_queue=candidate.in_queue)
     Lease.objects.filter(candidate=candidate, user=user).delete()
-    candidate.refresh_from_db()
     return candidate
 
 

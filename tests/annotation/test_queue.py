@@ -124,3 +124,23 @@ def test_with_overlap_each_item_goes_to_two_different_annotators():
     queue.queue_decide(user=b, candidate_id=cand.pk, version=cand.version, action="reject", reason="unsafe")
     cand.refresh_from_db()
     assert (cand.reviews_done, cand.in_queue) == (2, False)
+
+
+@pytest.mark.django_db
+def test_decide_and_load_next_stays_within_its_query_budget(client, django_assert_max_num_queries):
+    """The htmx round trip the bench measures: session, user and role, the decision (locked row, review,
+    one UPDATE), the next claim (one INSERT … ON CONFLICT for the lease) and the header counts."""
+    rnd, _ = make_queue(3)
+    client.force_login(UserFactory(role="annotator"))
+    client.get(reverse("review-queue", args=[rnd.number]))
+    held = Lease.objects.get()
+    with django_assert_max_num_queries(25):
+        response = client.post(
+            reverse("review-decide", args=[rnd.number]),
+            {"candidate_id": held.candidate_id, "version": held.candidate.version, "action": "accept"},
+            headers={"HX-Request": "true"},
+        )
+    assert response.status_code == 200 and "Accepted" in response.content.decode()
+    decided = Candidate.objects.get(pk=held.candidate_id)
+    assert (decided.status, decided.reviews_done, decided.in_queue) == ("accepted", 1, False)
+    assert Lease.objects.get().candidate_id != held.candidate_id, "the next pair is leased"
