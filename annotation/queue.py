@@ -133,9 +133,12 @@ def _claimable(rnd: Any, user: AbstractBaseUser, now: Any) -> Any:
 
 
 @transaction.atomic
-def queue_next(*, user: AbstractBaseUser, round: Any) -> Candidate | None:
+def queue_next(*, user: AbstractBaseUser, round: Any, skip_locked: bool = True) -> Candidate | None:
     """The item this annotator should look at now: the one they already hold, else the next free one in queue
-    order (skipped items come back last). None when the queue is empty for them."""
+    order (skipped items come back last). None when the queue is empty for them.
+
+    `skip_locked=False` claims with a plain `FOR UPDATE`, waiting for whoever locked the row first: correct
+    too, but annotators queue up behind each other (the baseline of `make bench`'s review benchmark)."""
     now = timezone.now()
     expires = now + timedelta(minutes=_lease_minutes(round))
     held = (
@@ -157,7 +160,7 @@ def queue_next(*, user: AbstractBaseUser, round: Any) -> Candidate | None:
                 qs.exclude(pk__in=passed)
                 .select_related("segment", "round")
                 .order_by("queue_priority", "id")
-                .select_for_update(skip_locked=True, of=("self",))
+                .select_for_update(skip_locked=skip_locked, of=("self",))
                 .first()
             )
             if candidate is None:

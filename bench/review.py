@@ -350,53 +350,6 @@ def reset_queue(rnd: Any) -> None:
     vacuum(Candidate, Review, Lease)
 
 
-# --- the naive baseline ------------------------------------------------------------------------------------------
-
-
-def blocking_next(*, user: Any, round: Any) -> Any:
-    """queue.queue_next without SKIP LOCKED: the first free item in the same order, `SELECT … FOR UPDATE` waiting
-    for whoever locked it. The same checks (held lease first, re-check under the lock), so it assigns correctly;
-    only the claim differs."""
-    from django.db import transaction
-    from django.db.models import Exists, OuterRef
-    from django.utils import timezone
-
-    from annotation import queue
-    from annotation.models import Lease, Review
-
-    with transaction.atomic():
-        now = timezone.now()
-        expires = now + timedelta(minutes=queue._lease_minutes(round))
-        held = (
-            Lease.objects.select_related("candidate")
-            .filter(user=user, candidate__round=round, candidate__in_queue=True, expires_at__gt=now)
-            .exclude(candidate__reviews__reviewer=user, candidate__reviews__action__in=queue.DECISIONS)
-            .order_by("created_at")
-            .first()
-        )
-        if held is not None:
-            Lease.objects.filter(pk=held.pk).update(expires_at=expires)
-            return held.candidate
-        skipped = Review.objects.filter(candidate=OuterRef("pk"), reviewer=user, action=Review.Action.SKIP)
-        base = queue._claimable(round, user, now)
-        for qs in (base.exclude(Exists(skipped)), base):
-            passed: list[int] = []
-            for _ in range(queue.MAX_CLAIM_TRIES):
-                candidate = (
-                    qs.exclude(pk__in=passed).order_by("queue_priority", "id").select_for_update(of=("self",)).first()
-                )
-                if candidate is None:
-                    break
-                if not queue._claimable(round, user, now).filter(pk=candidate.pk).exists():
-                    passed.append(candidate.pk)
-                    continue
-                Lease.objects.update_or_create(
-                    candidate=candidate, user=user, defaults={"created_at": now, "expires_at": expires}
-                )
-                return candidate
-        return None
-
-
 # --- concurrent annotators ---------------------------------------------------------------------------------------
 
 
@@ -596,6 +549,10 @@ def bench_queue(rnd: Any, users: list[Any]) -> None:
     from functools import partial
 
     from annotation import queue
+
+    # The baseline: the same queue_next with a plain `FOR UPDATE` claim that waits for whoever locked the row
+    # (same order, same checks, so it assigns correctly; only the claim differs). Bound before any patching.
+    blocking_next = partial(queue.queue_next, skip_locked=False)
 
     def phase(name: str, worker: Callable[..., None], next_item: Callable[..., Any]) -> Phase:
         reset_queue(rnd)
