@@ -144,7 +144,9 @@ def ingest_files(
 
     Passages are deduplicated in batches against what the corpus already holds (earlier imports included)
     and against each other, through PostgreSQL (`CorpusIndex`): memory stays flat however large the files.
-    Imports into one corpus run one at a time (the corpus row is locked for the import's transaction)."""
+    Imports into one corpus run one at a time (the corpus row is locked for the import's transaction). Band
+    keys depend on the banding `near_threshold` chooses: an import at another threshold finds near-duplicates
+    among its own passages, and only exact ones among earlier imports."""
     from generation.rounds import default_eval_prompts
 
     report = IngestReport(files=[str(p) for p in paths])
