@@ -19,6 +19,12 @@ class Source(models.TextChoices):
     SAFETY = "safety", "safety"
 
 
+class SeedExampleManager(models.Manager["SeedExample"]):
+    def get_queryset(self) -> models.QuerySet[SeedExample]:
+        # `search` (a tsvector about as large as the text) is for WHERE and ORDER BY, never needed on an instance.
+        return super().get_queryset().defer("search")
+
+
 class SeedExample(models.Model):
     """A human-written or human-approved (instruction, response) pair of the seed set S_r."""
 
@@ -46,6 +52,8 @@ class SeedExample(models.Model):
         output_field=SearchVectorField(),
         db_persist=True,
     )
+
+    objects = SeedExampleManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
