@@ -1,5 +1,5 @@
-"""Corpus ingestion benchmarks. Run with `.venv/bin/python -m bench.corpus` (about 10 minutes on 2 cores: compare
-6, of which datatrove 5; large 4.5).
+"""Corpus ingestion benchmarks. Run with `.venv/bin/python -m bench.corpus` (about 5 minutes on 2 cores: compare
+3, of which datatrove 2.5; large 2.3).
 
 Everything runs on its own PostgreSQL database, `backforth_bench_corpus` (created if missing and migrated; its
 tables are emptied at the start), never on `backforth`.
@@ -11,13 +11,13 @@ tables are emptied at the start), never on `backforth`.
                               file's decompressed size (ratio = RSS / size; lower is better).
 
 Inputs: the JSON lines files of ../shared/data/web (`*.json.gz`, `*.jsonl`; WARC is left out), copied
-BENCH_CORPUS_DOCS / 1,529 times (≈ 20,000 documents) with a per-copy suffix on every id. The copies are exact
+BENCH_CORPUS_DOCS / 1,529 times (≈ 10,000 documents) with a per-copy suffix on every id. The copies are exact
 duplicates of each other: both sides must drop them, and the kept counts say whether they did.
 
 Needs (requirements-bench.txt, installed by `make bench`): datatrove==0.10.1, spacy (datatrove's English word and
 sentence splitter, a blank model: no download) and orjson (datatrove's JSONL reader and writer).
 
-Sizes: BENCH_CORPUS_DOCS (20,000), BENCH_CORPUS_LARGE_MB (200; the decompressed size of the large file).
+Sizes: BENCH_CORPUS_DOCS (10,000), BENCH_CORPUS_LARGE_MB (100; the decompressed size of the large file).
 `python -m bench.corpus compare` or `… large` runs one part.
 """
 
@@ -42,8 +42,8 @@ from bench.common import SHARED_WEB, record, setup_django
 
 BENCH_DB = os.environ.get("BENCH_CORPUS_DB", "backforth_bench_corpus")
 PG = "postgres://backforth:backforth@127.0.0.1:5432"
-TARGET_DOCS = int(os.environ.get("BENCH_CORPUS_DOCS", "20000"))
-LARGE_MB = float(os.environ.get("BENCH_CORPUS_LARGE_MB", "200"))
+TARGET_DOCS = int(os.environ.get("BENCH_CORPUS_DOCS", "10000"))
+LARGE_MB = float(os.environ.get("BENCH_CORPUS_LARGE_MB", "100"))
 REPLACED_WORDS = 0.15  # share of words swapped per synthetic document: variants are not near-duplicates
 RSS_SAMPLE_EVERY = 2000  # documents between RSS samples during the large ingest
 COMPARED_FILTERS = ("GopherQualityFilter", "C4QualityFilter", "GopherRepetitionFilter")

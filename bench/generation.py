@@ -3,7 +3,7 @@
 - generation.vllm_vs_transformers  vLLM vs transformers batched (and one at a time), same prompts, tokens/s
 - generation.logprob_vs_generative logprob scoring vs rationale-then-"Score: N" on the same real pairs, pairs/s
 - generation.e2e_vs_engine         backtranslation through RQ + PostgreSQL vs the bare engine, tokens/s
-- generation.worker_memory_flat    peak worker RSS over a 2,000-segment stage vs its RSS after the first chunk
+- generation.worker_memory_flat    peak worker RSS over a 1,000-segment stage vs its RSS after the first chunk
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from bench.common import ROOT, record, setup_django, timed, web_segments
 N_SEGMENTS = int(os.environ.get("BENCH_SEGMENTS", "256"))
 N_COMPARE = int(os.environ.get("BENCH_COMPARE", "64"))
 N_ONE_AT_A_TIME = int(os.environ.get("BENCH_ONE_AT_A_TIME", "8"))
+N_SCORING = int(os.environ.get("BENCH_SCORING_PAIRS", "128"))  # generative scoring writes 160 tokens a pair
 AUGMENT_TOKENS = 64
 
 
@@ -62,7 +63,7 @@ def bench_backends(model: str, segments: list[str]) -> None:
         prompts=len(convs),
         max_new_tokens=AUGMENT_TOKENS,
     )
-    bench_scoring(vl, segments)
+    bench_scoring(vl, segments[:N_SCORING])
     vl.unload()
 
 
@@ -194,13 +195,13 @@ def _rss_mib(pid: int) -> float:
 
 
 def bench_worker_memory(model: str) -> None:
-    """A worker's memory over a 2,000-segment augment stage must stay flat: no growth per chunk."""
+    """A worker's memory over a 1,000-segment augment stage (10 chunks) must stay flat: no growth per chunk."""
     from django.db import connection
 
     from generation import rounds, services, stages
     from generation.models import Corpus, Job, ModelVersion
 
-    n = int(os.environ.get("BENCH_MEMORY_SEGMENTS", "2000"))
+    n = int(os.environ.get("BENCH_MEMORY_SEGMENTS", "1000"))
     segments = web_segments(n, min_chars=300, max_chars=800)
     corpus = Corpus.objects.create(name=f"bench memory {time.strftime('%Y%m%d-%H%M%S')}")
     services.corpus_add_passages(corpus=corpus, passages=[{"text": s} for s in segments])

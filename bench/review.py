@@ -12,7 +12,7 @@ Everything runs on its own PostgreSQL database, `backforth_bench` (created if mi
                              `annotation.selectors.seed_examples(query=…)` vs `icontains` on instruction/response.
 
 Sizes: BENCH_REVIEW_CANDIDATES (1,000,000), BENCH_REVIEW_SEEDS (200,000), BENCH_REVIEW_ANNOTATORS (20),
-BENCH_REVIEW_SECONDS (60 per phase), BENCH_REVIEW_DECISIONS (300 per annotator and phase).
+BENCH_REVIEW_SECONDS (45 per phase), BENCH_REVIEW_DECISIONS (300 per annotator and phase).
 `python -m bench.review queue` or `… search` runs one part.
 """
 
@@ -41,7 +41,7 @@ PG = "postgres://backforth:backforth@127.0.0.1:5432"
 N_CANDIDATES = int(os.environ.get("BENCH_REVIEW_CANDIDATES", "1000000"))
 N_SEEDS = int(os.environ.get("BENCH_REVIEW_SEEDS", "200000"))
 N_ANNOTATORS = int(os.environ.get("BENCH_REVIEW_ANNOTATORS", "20"))
-PHASE_SECONDS = float(os.environ.get("BENCH_REVIEW_SECONDS", "60"))
+PHASE_SECONDS = float(os.environ.get("BENCH_REVIEW_SECONDS", "45"))
 MAX_DECISIONS = int(os.environ.get("BENCH_REVIEW_DECISIONS", "300"))
 THINK_S = (float(os.environ.get("BENCH_REVIEW_THINK_MIN", "1")), float(os.environ.get("BENCH_REVIEW_THINK_MAX", "3")))
 # queue_build (ORM bulk_update) is used up to this many candidates; above it the same plan (queue.plan_queue) is

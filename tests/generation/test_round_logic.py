@@ -69,3 +69,7 @@ def test_hyperparameters_follow_the_papers_on_gpu_and_scale_down_on_cpu():
     assert cpu.batch_size <= 4 and cpu.max_length <= 384 and cpu.max_steps == training.CPU_LIMITS["max_steps"]
     exact = training.resolve_hparams({**cfg, "scale_down_on_cpu": False}, on_gpu=False)
     assert exact.batch_size == 32
+    assert (gpu.packing, cpu.packing) == (True, False), "packing by device unless the config says"
+    assert training.resolve_hparams({**cfg, "packing": True}, on_gpu=False).packing is True
+    with pytest.raises(ValueError, match="training.packing"):
+        training.validate_training({**cfg, "packing": "yes"})
