@@ -19,7 +19,6 @@ from django.db import connection, transaction
 from generation.corpus.dedup import (
     Decontaminator,
     Known,
-    LSHParams,
     Pending,
     dedup_batch,
     lsh_params,
@@ -70,9 +69,8 @@ class CorpusIndex:
     keys (SegmentBand). `known` fetches what a batch could duplicate (for `dedup_batch` to decide), `insert`
     stores what was kept: only the batch is held in memory."""
 
-    def __init__(self, corpus: Corpus, params: LSHParams) -> None:
+    def __init__(self, corpus: Corpus) -> None:
         self.corpus = corpus
-        self.params = params
 
     def known_hashes(self, items: list[Pending]) -> set[str]:
         hashes = [item.content_hash for item in items]
@@ -158,7 +156,7 @@ def ingest_files(
 
     with transaction.atomic():
         Corpus.objects.select_for_update().filter(pk=corpus.pk).first()
-        index = CorpusIndex(corpus, params)
+        index = CorpusIndex(corpus)
 
         def flush() -> None:
             items = [item for _, item in batch]
