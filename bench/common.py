@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +17,35 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
 SHARED_WEB = ROOT.parent / "shared" / "data" / "web"
+
+
+def start_worker(queue: str = "gpu") -> subprocess.Popen:
+    """A BackforthWorker in its own process group, so `stop_worker` takes the vLLM engine it spawns with it."""
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "rqworker", queue, "--worker-class", "generation.worker.BackforthWorker"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop_worker(worker: subprocess.Popen, grace_s: float = 30) -> None:
+    """SIGTERM to the worker's whole group, SIGKILL to what is left after `grace_s`. Killing only the worker
+    left its vLLM engine behind, holding ~7 GB until the machine ran out for the next engine (a kill is safe:
+    the database is the source of truth)."""
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(worker.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            worker.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+        with contextlib.suppress(ProcessLookupError):  # the worker is gone; take any engine left in its group
+            os.killpg(worker.pid, signal.SIGKILL)
+        return
 
 
 def setup_django() -> None:

@@ -9,11 +9,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 
-from bench.common import ROOT, record, setup_django, timed, web_segments
+from bench.common import record, setup_django, start_worker, stop_worker, timed, web_segments
 
 N_SEGMENTS = int(os.environ.get("BENCH_SEGMENTS", "256"))
 N_COMPARE = int(os.environ.get("BENCH_COMPARE", "64"))
@@ -137,12 +136,7 @@ def bench_end_to_end(model: str, segments: list[str]) -> None:
     rnd = services.round_create(corpus=corpus, base_model=base, config=cfg)
     connection.close()
 
-    worker = subprocess.Popen(
-        [sys.executable, "manage.py", "rqworker", "gpu", "--worker-class", "generation.worker.BackforthWorker"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    worker = start_worker()
     try:
         stages.stage_launch(round=warm, stage="augment")  # loads the model in the worker
         _wait(lambda: not warm.jobs.filter(stage="augment").exclude(status=Job.Status.DONE).exists(), 900)
@@ -154,12 +148,7 @@ def bench_end_to_end(model: str, segments: list[str]) -> None:
         # The benchmark stops after augment: cancel what the round queued next, then stop the worker (a kill is
         # safe: the database is the source of truth).
         rounds.round_cancel(round=rnd)  # the bench round stops here: nothing of it stays queued
-        worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        stop_worker(worker)
     jobs = list(rnd.jobs.filter(stage="augment"))
     e2e_tokens = sum(j.result["completion_tokens"] for j in jobs)
     written = rnd.candidates.count()
@@ -218,12 +207,7 @@ def bench_worker_memory(model: str) -> None:
         },
     )
     connection.close()
-    worker = subprocess.Popen(
-        [sys.executable, "manage.py", "rqworker", "gpu", "--worker-class", "generation.worker.BackforthWorker"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    worker = start_worker()
     samples: list[tuple[int, float]] = []
     try:
         stages.stage_launch(round=rnd, stage="augment")
@@ -239,12 +223,7 @@ def bench_worker_memory(model: str) -> None:
         samples.append((total, _rss_mib(worker.pid)))
     finally:
         rounds.round_cancel(round=rnd)  # the bench round stops here: nothing of it stays queued
-        worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        stop_worker(worker)
     rnd.delete()
     corpus.delete()
     # After the first chunk the model and its KV cache are in memory; from then on nothing may grow.
