@@ -101,6 +101,8 @@ def test_admins_upload_files_and_a_worker_job_imports_them(
     refused = client.post(reverse("corpus-list"), {"name": "up", "files": SimpleUploadedFile("a.jsonl", body)})
     assert refused.status_code == 403
     client.force_login(UserFactory(role="admin"))
+    page = client.get(reverse("corpus-list")).content.decode()
+    assert "<title>Corpora · Backforth</title>" in page and page.count('name="files"') == 1, "one form, in the body"
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("corpus-list"), {"name": "up", "files": SimpleUploadedFile("a.jsonl", body)})
     job = Job.objects.get(stage="ingest")
