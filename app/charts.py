@@ -286,6 +286,55 @@ def _legend(names: Sequence[str], left: float, top: float, right: float) -> tupl
 # --- public charts --------------------------------------------------------------------------------------------------
 
 
+def _y_grid(
+    ticks: Sequence[float],
+    labels: Sequence[str],
+    lo: float,
+    hi: float,
+    left: float,
+    right: float,
+    top: float,
+    bottom: float,
+) -> list[str]:
+    """Horizontal grid lines with their labels left of the plot."""
+    out: list[str] = []
+    for tick, label in zip(ticks, labels, strict=True):
+        y = _scale(tick, lo, hi, bottom, top)
+        out.append(_el("line", {"class": "chart-grid", "x1": left, "x2": right, "y1": y, "y2": y, "stroke": _GRID}))
+        out.append(_text(left - 4, y, label, cls="chart-tick chart-tick-y", anchor="end", fill=_AXIS))
+    return out
+
+
+def _x_axis(
+    ticks: Sequence[float],
+    labels: Sequence[str],
+    lo: float,
+    hi: float,
+    left: float,
+    right: float,
+    top: float,
+    bottom: float,
+    height: float,
+    x_label: str,
+) -> list[str]:
+    """Tick marks and labels under the plot, both axis lines, and the x-axis title."""
+    out: list[str] = []
+    for tick, label in zip(ticks, labels, strict=True):
+        x = _scale(tick, lo, hi, left, right)
+        out.append(
+            _el("line", {"class": "chart-axis", "x1": x, "x2": x, "y1": bottom, "y2": bottom + 4, "stroke": _AXIS})
+        )
+        out.append(_text(x, bottom + 11, label, cls="chart-tick chart-tick-x", anchor="middle", fill=_AXIS))
+    axis = {"class": "chart-axis", "stroke": _AXIS}
+    out.append(_el("line", {**axis, "x1": left, "x2": right, "y1": bottom, "y2": bottom}))
+    out.append(_el("line", {**axis, "x1": left, "x2": left, "y1": top, "y2": bottom}))
+    if x_label:
+        out.append(
+            _text((left + right) / 2, height - 7, x_label, cls="chart-axis-label chart-axis-label-x", anchor="middle")
+        )
+    return out
+
+
 def line_chart(
     series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
     *,
@@ -338,23 +387,8 @@ def line_chart(
     height = max(height, top + bottom_pad + 30)
     bottom = height - bottom_pad
 
-    for tick, label in zip(y_ticks, y_tick_labels, strict=True):
-        y = _scale(tick, y_lo, y_hi, bottom, top)
-        body.append(_el("line", {"class": "chart-grid", "x1": left, "x2": right, "y1": y, "y2": y, "stroke": _GRID}))
-        body.append(_text(left - 4, y, label, cls="chart-tick chart-tick-y", anchor="end", fill=_AXIS))
-    for tick, label in zip(x_ticks, x_tick_labels, strict=True):
-        x = _scale(tick, x_lo, x_hi, left, right)
-        body.append(
-            _el("line", {"class": "chart-axis", "x1": x, "x2": x, "y1": bottom, "y2": bottom + 4, "stroke": _AXIS})
-        )
-        body.append(_text(x, bottom + 11, label, cls="chart-tick chart-tick-x", anchor="middle", fill=_AXIS))
-    axis = {"class": "chart-axis", "stroke": _AXIS}
-    body.append(_el("line", {**axis, "x1": left, "x2": right, "y1": bottom, "y2": bottom}))
-    body.append(_el("line", {**axis, "x1": left, "x2": left, "y1": top, "y2": bottom}))
-    if x_label:
-        body.append(
-            _text((left + right) / 2, height - 7, x_label, cls="chart-axis-label chart-axis-label-x", anchor="middle")
-        )
+    body.extend(_y_grid(y_ticks, y_tick_labels, y_lo, y_hi, left, right, top, bottom))
+    body.extend(_x_axis(x_ticks, x_tick_labels, x_lo, x_hi, left, right, top, bottom, height, x_label))
     if y_label:
         middle = (top + bottom) / 2
         body.append(
@@ -505,10 +539,7 @@ def histogram(
     right = width - 12
     bottom = height - 18 - (14 if x_label else 0)
 
-    for tick, label in zip(count_ticks, count_labels, strict=True):
-        y = _scale(tick, 0, count_hi, bottom, top)
-        body.append(_el("line", {"class": "chart-grid", "x1": left, "x2": right, "y1": y, "y2": y, "stroke": _GRID}))
-        body.append(_text(left - 4, y, label, cls="chart-tick chart-tick-y", anchor="end", fill=_AXIS))
+    body.extend(_y_grid(count_ticks, count_labels, 0, count_hi, left, right, top, bottom))
 
     bar_width = (right - left) / bins
     gap = 1.0 if bar_width > 3 else 0.0
@@ -532,19 +563,7 @@ def histogram(
                 _text(x + bar_width / 2, y - 6, str(count), cls="chart-count", anchor="middle", fill=_AXIS, font_size=9)
             )
 
-    for tick, label in zip(x_ticks, x_tick_labels, strict=True):
-        x = _scale(tick, low, high, left, right)
-        body.append(
-            _el("line", {"class": "chart-axis", "x1": x, "x2": x, "y1": bottom, "y2": bottom + 4, "stroke": _AXIS})
-        )
-        body.append(_text(x, bottom + 11, label, cls="chart-tick chart-tick-x", anchor="middle", fill=_AXIS))
-    axis = {"class": "chart-axis", "stroke": _AXIS}
-    body.append(_el("line", {**axis, "x1": left, "x2": right, "y1": bottom, "y2": bottom}))
-    body.append(_el("line", {**axis, "x1": left, "x2": left, "y1": top, "y2": bottom}))
-    if x_label:
-        body.append(
-            _text((left + right) / 2, height - 7, x_label, cls="chart-axis-label chart-axis-label-x", anchor="middle")
-        )
+    body.extend(_x_axis(x_ticks, x_tick_labels, low, high, left, right, top, bottom, height, x_label))
 
     if show_marker and mark is not None:
         x = _scale(mark, low, high, left, right)
