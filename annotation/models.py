@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from generation.pipeline import gates
+
 
 class Source(models.TextChoices):
     """Where a training pair came from; used as the system-prompt tag when fine-tuning (Humpback)."""
@@ -98,6 +100,12 @@ class Candidate(models.Model):
     score_distribution = ArrayField(models.FloatField(), size=5, null=True, blank=True)
     rationale = models.TextField(blank=True)
     parsed_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Every curation signal by name (pipeline/signals.py: rubric, agreement, ifd, and the two losses), from the
+    # curation model recorded in lineage; keep_score is the one the round's keep rule ranks by.
+    signals = models.JSONField(default=dict, blank=True, db_default={})
+    keep_score = models.FloatField(null=True, blank=True)
+    # Why an output gate dropped this pair before review (pipeline/gates.py REASONS), empty when none did.
+    gate = models.CharField(max_length=32, blank=True, default="", db_default="")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.AUGMENTED)
     # The model's keep decision, kept after review changes the status: curation precision/recall are
     # measured against the human decisions.
@@ -145,6 +153,10 @@ class Candidate(models.Model):
     def is_reviewable(self) -> bool:
         # Dropped pairs are reviewable too: the audit sample measures curation precision on both sides.
         return self.status in (self.Status.KEPT, self.Status.DROPPED)
+
+    @property
+    def gate_label(self) -> str:
+        return gates.REASONS.get(self.gate, self.gate)
 
     @property
     def response(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 from annotation import services
 from annotation.models import Candidate, Lease, Review
+from generation.pipeline import signals
 
 DECISIONS = (Review.Action.ACCEPT, Review.Action.EDIT, Review.Action.REJECT)
 REJECT_REASONS = {
@@ -51,20 +53,40 @@ def _unit(candidate_id: int, seed: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+GATE_AUDIT_FRACTION = 0.25  # gated pairs are audited at least this often, and at least one per reason
+
+
 def plan_queue(
-    scored: list[tuple[int, float, bool]], *, threshold: float | None, audit_fraction: float, seed: int = 0
+    scored: list[tuple[int, float, bool]],
+    *,
+    threshold: float | None,
+    audit_fraction: float,
+    seed: int = 0,
+    gates: Mapping[int, str] | None = None,
 ) -> list[QueueEntry]:
     """Every kept pair, uncertain first (|score − cut|; the cut is the threshold, or the lowest kept score for
     top-k), plus a random `audit_fraction` of the dropped pairs spread through the queue. `scored` holds
-    (candidate id, score, kept). Pure."""
+    (candidate id, keep score, kept). Pairs an output gate dropped (`gates`: id → reason) are audited more
+    often and at least once per reason, so people check the gates too. Pure."""
+    gates = gates or {}
     kept_scores = [s for _, s, k in scored if k]
     cut = threshold if threshold is not None else (min(kept_scores) if kept_scores else 0.0)
     spread = max((abs(s - cut) for _, s, _ in scored), default=1.0) or 1.0
+    audited = {
+        cid
+        for cid, _, kept in scored
+        if not kept
+        and _unit(cid, seed) < (max(audit_fraction, GATE_AUDIT_FRACTION) if cid in gates else audit_fraction)
+    }
+    for reason in sorted(set(gates.values())):
+        of_reason = [cid for cid, _, kept in scored if not kept and gates.get(cid) == reason]
+        if of_reason and not audited.intersection(of_reason):
+            audited.add(min(of_reason, key=lambda cid: _unit(cid, seed)))
     entries = []
     for cid, score, kept in scored:
         if kept:
             entries.append(QueueEntry(cid, abs(score - cut), False))
-        elif _unit(cid, seed) < audit_fraction:
+        elif cid in audited:
             # Spread over the queue at random (not by uncertainty): the audit is a sample, not a ranking.
             entries.append(QueueEntry(cid, random.Random(f"{seed}:{cid}").uniform(0, spread), True))
     return sorted(entries, key=lambda e: (e.priority, e.candidate_id))
@@ -76,16 +98,20 @@ def queue_build(*, round: Any) -> int:
     cfg = round.config
     rows = list(
         round.candidates.filter(status__in=[Candidate.Status.KEPT, Candidate.Status.DROPPED])
-        .exclude(score=None)
-        .values_list("id", "score", "status")
+        .annotate(by=Coalesce("keep_score", "score"))
+        .exclude(by=None)
+        .values_list("id", "by", "status", "gate")
     )
-    scored = [(cid, score, status == Candidate.Status.KEPT) for cid, score, status in rows]
+    scored = [(cid, by, status == Candidate.Status.KEPT) for cid, by, status, _ in rows]
     review = cfg.get("review", {})
+    cur = cfg["curation"]
     plan = plan_queue(
         scored,
-        threshold=cfg["curation"]["threshold"],
+        # The cut on the keep score's own scale; the IFD rule keeps a band (no single cut): the lowest kept.
+        threshold=cur["threshold"] if signals.rule_of(cur) != "ifd" else None,
         audit_fraction=review.get("audit_fraction", 0.1),
         seed=cfg.get("seed", 0),
+        gates={cid: gate for cid, _, _, gate in rows if gate},
     )
     # One UPDATE … FROM unnest(arrays): a per-row bulk_update (one big CASE per batch) took minutes at 1M rows.
     with connection.cursor() as cursor:

@@ -28,9 +28,28 @@ class RoundLaunchForm(forms.Form):
     )
     sample_size = forms.IntegerField(min_value=1, max_value=10_000_000, help_text="segments to backtranslate")
     chunk_size = forms.IntegerField(min_value=1, max_value=100_000, help_text="segments per job")
+    keep_rule = forms.ChoiceField(
+        choices=[
+            ("agreement", "agreement: how much the instruction explains the response (works at every model size)"),
+            ("rubric", "rubric: the model's 1–5 rating (Humpback; needs a model that follows a rubric)"),
+            ("agreement_rubric", "agreement above its floor, then the rubric"),
+            ("ifd", "IFD band (Superfiltering: instruction-following difficulty inside [low, high))"),
+        ],
+        label="Keep by",
+    )
     keep = forms.ChoiceField(choices=[("threshold", "score threshold"), ("top_k", "top k")], widget=forms.RadioSelect)
-    threshold = forms.FloatField(min_value=1, max_value=5, required=False, help_text="keep pairs scoring at least")
+    threshold = forms.FloatField(
+        required=False,
+        help_text="on the signal's own scale: agreement in nats/token (default 0.1), rubric 1–5 (default 4.5)",
+    )
     top_k = forms.IntegerField(min_value=1, required=False, help_text="keep the k best-scored pairs")
+    min_agreement = forms.FloatField(
+        required=False, help_text="optional floor on agreement under any rule (0: the instruction must help)"
+    )
+    ifd_low = forms.FloatField(required=False, min_value=0, help_text="IFD band, low end (optional)")
+    ifd_high = forms.FloatField(
+        required=False, min_value=0, help_text="IFD band, high end (IFD ≥ 1: the instruction does not help)"
+    )
     order = forms.ChoiceField(
         choices=[("filter_rewrite", "curate, then rewrite the kept pairs"), ("rewrite_filter", "rewrite, then curate")]
     )
@@ -71,6 +90,7 @@ class RoundLaunchForm(forms.Form):
             "backend": d["backend"],
             "sample_size": d["sample_size"],
             "chunk_size": d["chunk_size"],
+            "keep_rule": d["curation"]["keep"],
             "keep": "threshold",
             "threshold": d["curation"]["threshold"],
             "order": d["order"],
@@ -85,7 +105,8 @@ class RoundLaunchForm(forms.Form):
         data = super().clean()
         if self.errors:
             return data
-        if data["keep"] == "threshold" and data.get("threshold") is None:
+        rule = data["keep_rule"]
+        if data["keep"] == "threshold" and data.get("threshold") is None and rule != "ifd":
             self.add_error("threshold", "Give a threshold, or keep the top k instead.")
         if data["keep"] == "top_k" and not data.get("top_k"):
             self.add_error("top_k", "Give k, or keep by threshold instead.")
@@ -109,8 +130,11 @@ class RoundLaunchForm(forms.Form):
             "chunk_size": data["chunk_size"],
             "order": data["order"],
             "curation": {
-                "threshold": data["threshold"] if data["keep"] == "threshold" else None,
+                "keep": rule,
+                "threshold": data["threshold"] if data["keep"] == "threshold" and rule != "ifd" else None,
                 "top_k": data["top_k"] if data["keep"] == "top_k" else None,
+                "min_agreement": data.get("min_agreement"),
+                "ifd_band": _ifd_band(data, rule),
             },
             "review": {"mode": data["review"], "overlap": data["overlap"], "audit_fraction": data["audit_fraction"]},
             "train_backward": {"enabled": data["train_backward"]},
@@ -130,6 +154,13 @@ class RoundLaunchForm(forms.Form):
         except ConfigError as exc:
             raise forms.ValidationError(str(exc)) from exc
         return data
+
+
+def _ifd_band(data: dict[str, Any], rule: str) -> list[float | None] | None:
+    low, high = data.get("ifd_low"), data.get("ifd_high")
+    if low is None and high is None:
+        return [None, 1.0] if rule == "ifd" else None
+    return [low, high]
 
 
 class ModelRegisterForm(forms.Form):

@@ -24,7 +24,7 @@ from generation.backends.base import GenerationParams
 from generation.backends.registry import release
 from generation.models import Job, ModelVersion, Round
 from generation.pipeline import config as round_config
-from generation.pipeline import evaluation, prompts, training
+from generation.pipeline import evaluation, prompts, signals, training
 
 logger = logging.getLogger(__name__)
 EVAL_PROMPTS_FILE = Path(__file__).parent / "data" / "eval_prompts.jsonl"
@@ -98,10 +98,16 @@ def round_close_review(*, round: Round, user: Any = None) -> dict[str, int]:
 # --- training data ------------------------------------------------------------------------------------------
 
 
+def heldout_ids(rnd: Round) -> set[int]:
+    """The seed pairs frozen out of this round's training (its config), for the held-out evaluation."""
+    return set((rnd.config.get("heldout") or {}).get("ids") or [])
+
+
 def backward_training_rows(rnd: Round) -> list[dict[str, Any]]:
     """M_yx(r)'s data: the round's seed snapshot reversed (response → instruction), plus every instruction a
     human corrected in an earlier round, paired with the web text the backward model saw."""
-    ids = [row[0] for row in rnd.seed_snapshot.get("examples", [])]
+    held = heldout_ids(rnd)
+    ids = [row[0] for row in rnd.seed_snapshot.get("examples", []) if row[0] not in held]
     rows = [
         {"kind": "seed", "id": e.pk, "instruction": e.instruction, "response": e.response}
         for e in SeedExample.objects.filter(pk__in=ids).order_by("pk")
@@ -126,7 +132,7 @@ def forward_training_rows(rnd: Round) -> list[dict[str, Any]]:
     round skips review, or asks for it) the kept pairs nobody reviewed, tagged `web`."""
     rows = [
         {"kind": e.source, "id": e.pk, "instruction": e.instruction, "response": e.response}
-        for e in SeedExample.objects.filter(is_active=True).order_by("pk")
+        for e in SeedExample.objects.filter(is_active=True).exclude(pk__in=heldout_ids(rnd)).order_by("pk")
     ]
     cfg = rnd.config
     if cfg["review"]["mode"] == "skip" or cfg["train_forward"]["include_unreviewed"]:
@@ -229,9 +235,43 @@ def _generate_all(
     return out
 
 
+def _heldout_pairs(rnd: Round) -> list[tuple[str, str]]:
+    ids = heldout_ids(rnd)
+    return list(SeedExample.objects.filter(pk__in=ids).order_by("pk").values_list("instruction", "response"))
+
+
+def _loglik_all(
+    job: Job, rnd: Round, path: str, items: list[tuple[Any, str]], prefix: str = ""
+) -> list[tuple[float, int]]:
+    """(sum log p, tokens) of each completion under the model at `path`, batched; items are (messages, text)."""
+    backend = stages.backend_for_path(rnd, "evaluate", path)
+    out: list[tuple[float, int]] = []
+    size = rnd.config["batch_size"]
+    for i in range(0, len(items), size):
+        stages.check_not_cancelled(job)
+        batch = items[i : i + size]
+        ll = backend.loglik([m for m, _ in batch], [t for _, t in batch], assistant_prefix=prefix)
+        out += [(x.total, x.tokens) for x in ll]
+    return out
+
+
+def heldout_items(rnd: Round) -> dict[str, list[tuple[Any, str]]]:
+    """What the held-out NLL reads: reference answers after their instruction (forward models, asked as in
+    evaluation), and reference instructions after their answer (backward models, asked as in augment)."""
+    pairs = _heldout_pairs(rnd)
+    max_chars = rnd.config["max_segment_chars"]
+    return {
+        "forward": [(training.inference_messages(x), y.strip()) for x, y in pairs],
+        "backward": [
+            (prompts.backward_messages(prompts.truncate(y.strip(), max_chars)[0]), x.strip()) for x, y in pairs
+        ],
+    }
+
+
 def run_evaluate(job: Job) -> dict[str, Any]:
-    """M_{r+1} (candidate) vs M_r (reference) on the held-out prompts, judged pairwise in both orders; and the
-    agreement of the round's curation with the human review decisions."""
+    """M_{r+1} (candidate) vs M_r (reference): judged pairwise in both orders on the evaluation prompts, with
+    the judge's order consistency; the held-out NLL of the reference answers (M_{r+1} vs M_r) and instructions
+    (M_yx(r) vs B) with bootstrap intervals; and the agreement of each curation signal with the review."""
     rnd = job.round
     cfg = rnd.config["evaluation"]
     if rnd.forward_model_id is None:
@@ -240,13 +280,20 @@ def run_evaluate(job: Job) -> dict[str, Any]:
     if cfg["limit"]:
         eval_prompts = eval_prompts[: cfg["limit"]]
     n = len(eval_prompts)
-    total = 4 * n  # candidate answers, reference answers, and two judgements per prompt
+    held = heldout_items(rnd)
+    backward = rnd.backward_model if rnd.backward_model_id else None
+    n_held = len(held["forward"])
+    # candidate and reference answers, two judgements per prompt; held-out texts under 2 (or 4) models
+    total = 4 * n + n_held * (4 if backward else 2)
     params = GenerationParams(max_new_tokens=cfg["max_new_tokens"], temperature=0.0, seed=rnd.config["seed"])
     candidate, reference = rnd.forward_model, _reference_model(rnd)
     judge = rnd.config["models"]["judge"] or rnd.base_model.path
     started = time.monotonic()
     answers_c = _generate_all(job, rnd, candidate.path, eval_prompts, 0, total, params)
+    held_c = _loglik_all(job, rnd, candidate.path, held["forward"])
     answers_r = _generate_all(job, rnd, reference.path, eval_prompts, n, total, params)
+    held_r = _loglik_all(job, rnd, reference.path, held["forward"])
+    services.job_progress(job=job, done=2 * n + 2 * n_held, total=total)
     generated = time.monotonic()
     backend = stages.backend_for_path(rnd, "evaluate", judge)
     first = [prompts.judge_messages(p, c, r) for p, c, r in zip(eval_prompts, answers_c, answers_r, strict=True)]
@@ -257,12 +304,30 @@ def run_evaluate(job: Job) -> dict[str, Any]:
         stages.check_not_cancelled(job)
         batch = (first + second)[i : i + size]
         probs += backend.score(batch, prompts.JUDGE_OPTIONS, assistant_prefix=prompts.JUDGE_PREFIX)
-        services.job_progress(job=job, done=2 * n + len(probs), total=total)
+        services.job_progress(job=job, done=2 * n_held + 2 * n + len(probs), total=total)
     judged = time.monotonic()
+    heldout: dict[str, Any] = {
+        "forward": {
+            **evaluation.nll_comparison(held_c, held_r, seed=rnd.config["seed"]),
+            "new_model": candidate.name,
+            "old_model": reference.name,
+        }
+    }
+    if backward is not None and n_held:
+        bw_base = _loglik_all(job, rnd, rnd.base_model.path, held["backward"], prompts.BACKWARD_PREFIX)
+        bw_new = _loglik_all(job, rnd, backward.path, held["backward"], prompts.BACKWARD_PREFIX)
+        heldout["backward"] = {
+            **evaluation.nll_comparison(bw_new, bw_base, seed=rnd.config["seed"]),
+            "new_model": backward.name,
+            "old_model": rnd.base_model.name,
+        }
     verdicts = [evaluation.pairwise_verdict(probs[i], probs[n + i]) for i in range(n)]
     rates = evaluation.win_rates(verdicts, [len(a) for a in answers_c], [len(a) for a in answers_r])
     result = {
         **rates,
+        "judge_consistency": evaluation.judge_consistency(verdicts),
+        "judge_min_consistency": evaluation.JUDGE_MIN_CONSISTENCY,
+        "heldout": heldout,
         "candidate": {"id": candidate.pk, "name": candidate.name, "path": candidate.path},
         "reference": {"id": reference.pk, "name": reference.name, "path": reference.path},
         "judge": judge,
@@ -274,30 +339,35 @@ def run_evaluate(job: Job) -> dict[str, Any]:
             for p, c, r, v in zip(eval_prompts, answers_c, answers_r, verdicts, strict=True)
         ],
     }
+    result["headline"] = evaluation.headline(result)
     curation = curation_quality(rnd)
     with transaction.atomic():
         stages.check_not_cancelled(job)
         fresh = Round.objects.select_for_update().get(pk=rnd.pk)
         fresh.metrics = {**fresh.metrics, "evaluation": result, "curation": curation}
         fresh.save(update_fields=["metrics"])
-        ModelVersion.objects.filter(pk=candidate.pk).update(
-            metrics={**candidate.metrics, "evaluation": {k: v for k, v in result.items() if k != "pairs"}}
-        )
         summary = {k: v for k, v in result.items() if k != "pairs"}
+        ModelVersion.objects.filter(pk=candidate.pk).update(metrics={**candidate.metrics, "evaluation": summary})
+        if backward is not None and "backward" in heldout:
+            ModelVersion.objects.filter(pk=backward.pk).update(
+                metrics={**backward.metrics, "heldout": heldout["backward"]}
+            )
         services.job_succeed(job=job, result=summary)
     return summary
 
 
 def curation_quality(rnd: Round) -> dict[str, Any]:
-    """The model's keep decision and score against the human decisions on the same pairs."""
+    """The model's keep decision and score against the human decisions on the same pairs, and each curation
+    signal's AUC for telling accepted (and edited) pairs from rejected ones."""
     rows = list(
         rnd.candidates.filter(status__in=Candidate.REVIEWED, kept_by_curation__isnull=False, score__isnull=False)
-        .values_list("score", "kept_by_curation", "status")
+        .values_list("score", "kept_by_curation", "status", "signals", "keep_score")
         .order_by("pk")
     )
-    return evaluation.curation_agreement(
-        [r[0] for r in rows], [r[1] for r in rows], [r[2] != Candidate.Status.REJECTED for r in rows]
-    )
+    accepted = [r[2] != Candidate.Status.REJECTED for r in rows]
+    keep_scores = [r[4] if r[4] is not None else r[0] for r in rows]
+    agreement = evaluation.curation_agreement(keep_scores, [r[1] for r in rows], accepted)
+    return {**agreement, "signal_auc": signals.signal_aucs([r[3] or {} for r in rows], accepted)}
 
 
 RUNNERS: dict[str, Callable[[Job], dict[str, Any]]] = {

@@ -14,6 +14,7 @@ from rq import Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from generation.models import Corpus, Job, ModelVersion, Round
+from generation.pipeline import gates, signals
 from generation.queue import QUEUES
 
 
@@ -167,6 +168,54 @@ def review_progress(rnd: Round) -> dict[str, int]:
 
 def round_scores(rnd: Round) -> list[float]:
     return list(rnd.candidates.exclude(score=None).values_list("score", flat=True))
+
+
+def round_gate_counts(rnd: Round) -> list[dict[str, Any]]:
+    """How many pairs each output gate dropped before review, most first, with the reason in words."""
+    rows = rnd.candidates.exclude(gate="").values_list("gate").annotate(n=Count("id")).order_by("-n", "gate")
+    return [{"reason": r, "label": gates.REASONS.get(r, r), "n": n} for r, n in rows]
+
+
+def round_keep_scores(rnd: Round) -> dict[str, Any] | None:
+    """The keep rule's scores for the histogram: values, the signal's name, a range that holds them, the cut."""
+    cur = rnd.config.get("curation", {})
+    signal = signals.RANK_SIGNAL[signals.rule_of(cur)]
+    if signal == "rubric":
+        return None  # the rubric histogram is drawn already
+    values = list(rnd.candidates.exclude(keep_score=None).values_list("keep_score", flat=True))
+    if not values:
+        return None
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.05 or 0.5
+    return {
+        "values": values,
+        "label": signals.LABELS[signal],
+        "lo": round(lo - pad, 3),
+        "hi": round(hi + pad, 3),
+        "marker": cur.get("threshold"),
+    }
+
+
+def keep_rule_text(curation: dict[str, Any]) -> str:
+    """The keep rule in words, for the round's header."""
+    rule = signals.rule_of(curation)
+    signal = signals.RANK_SIGNAL[rule]
+    parts = []
+    if curation.get("top_k"):
+        parts.append(f"keep the top {curation['top_k']} by {signal}")
+    elif curation.get("threshold") is not None:
+        parts.append(f"keep {signal} ≥ {curation['threshold']:g}")
+    floor = curation.get("min_agreement")
+    if floor is None and rule == "agreement_rubric":
+        floor = 0.0
+    if floor is not None:
+        parts.append(f"agreement ≥ {floor:g}")
+    band = curation.get("ifd_band")
+    if band:
+        lo = "" if band[0] is None else f"{band[0]:g} ≤ "
+        hi = "" if band[1] is None else f" < {band[1]:g}"
+        parts.append(f"{lo}IFD{hi}")
+    return ", ".join(parts) or "keep every ungated pair"
 
 
 def win_rate_trend() -> list[list[float]]:

@@ -20,9 +20,11 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from annotation.models import SeedExample, Source
 from generation import queue
 from generation.models import Corpus, Job, ModelVersion, Round, Segment
 from generation.pipeline import config as round_config
+from generation.pipeline import training
 from generation.pipeline.text import content_hash
 
 logger = logging.getLogger(__name__)
@@ -161,11 +163,15 @@ def corpus_add_passages(
 
 def _seed_snapshot() -> dict[str, Any]:
     """The seed set S_r as it is now: ids with versions, and a hash of that list."""
-    from annotation.models import SeedExample
-
     rows = list(SeedExample.objects.filter(is_active=True).order_by("id").values_list("id", "version", "source"))
     digest = hashlib.sha256(json.dumps(rows).encode()).hexdigest()
     return {"examples": [[i, v, s] for i, v, s in rows], "count": len(rows), "hash": digest}
+
+
+def _heldout_ids(held: dict[str, Any]) -> list[int]:
+    """The human-written seed pairs (source `seed`) no model of the round trains on (pipeline/training.py)."""
+    rows = SeedExample.objects.filter(is_active=True, source=Source.SEED).values_list("id", "instruction")
+    return training.heldout_split(rows, fraction=held["fraction"], minimum=held["min"], maximum=held["max"])
 
 
 @transaction.atomic
@@ -180,6 +186,8 @@ def round_create(
         # Frozen into the config (and its hash) so the evaluation of this round can always be reproduced.
         frozen["evaluation"]["prompts"] = default_eval_prompts()
         frozen["evaluation"]["prompt_set"] = "builtin"
+    if frozen["heldout"]["ids"] is None:
+        frozen["heldout"]["ids"] = _heldout_ids(frozen["heldout"])
     last = Round.objects.select_for_update().order_by("-number").first()
     previous = Round.objects.filter(state=Round.State.CLOSED).order_by("-number").first()
     return Round.objects.create(

@@ -27,7 +27,7 @@ from generation.backends.base import Backend, BackendError, GenerationParams
 from generation.backends.registry import get_backend
 from generation.models import Job, Round, Segment
 from generation.pipeline import config as round_config
-from generation.pipeline import parsing, prompts, scoring
+from generation.pipeline import gates, parsing, prompts, scoring, signals
 
 logger = logging.getLogger(__name__)
 STAGES = round_config.JOB_STAGES
@@ -183,10 +183,13 @@ def stage_advance(*, round_id: int, stage: str) -> str | None:
 
 
 def _curation_apply_keep(rnd: Round) -> None:
-    """Keep by threshold or top-k over all scored pairs of the round (top-k needs the whole stage)."""
+    """Apply the round's keep rule over all scored pairs (top-k needs the whole stage); gated pairs are never
+    kept. The decision is recorded apart from the status, so review can measure it."""
     cur = rnd.config["curation"]
-    scored = list(rnd.candidates.filter(status=Candidate.Status.AUGMENTED, score__isnull=False).only("id", "score"))
-    keep = scoring.keep_decisions([c.score for c in scored], threshold=cur["threshold"], top_k=cur["top_k"])
+    scored = list(
+        rnd.candidates.filter(status=Candidate.Status.AUGMENTED, score__isnull=False).only("id", "signals", "gate")
+    )
+    keep = signals.keep_decisions([c.signals for c in scored], [bool(c.gate) for c in scored], cur)
     kept = [c.id for c, k in zip(scored, keep, strict=True) if k]
     dropped = [c.id for c, k in zip(scored, keep, strict=True) if not k]
     Candidate.objects.filter(id__in=kept).update(status=Candidate.Status.KEPT, kept_by_curation=True)
@@ -306,6 +309,7 @@ def run_augment(job: Job) -> dict[str, Any]:
         max_new_tokens=cfg["generation"]["augment_max_new_tokens"],
         temperature=cfg["generation"]["temperature"],
         seed=cfg["seed"],
+        repetition_penalty=cfg["generation"].get("repetition_penalty", 1.0),
     )
     stats = ChunkStats(items=len(ids))
     rows: list[Candidate] = []
@@ -326,6 +330,8 @@ def run_augment(job: Job) -> dict[str, Any]:
             lineage = _lineage(rnd, "augment", model_path, backend, segment_chars=len(segments[sid].text))
             if cut:
                 lineage["truncated_to"] = len(text)
+            if parsing.instruction_was_cut(out.text, out.finished):
+                lineage["augment_cut"] = True
             if instruction is None:
                 stats.errors += 1
             rows.append(
@@ -353,12 +359,14 @@ def run_augment(job: Job) -> dict[str, Any]:
 
 
 def run_curate(job: Job) -> dict[str, Any]:
+    """Every pair gets the rubric score, the likelihood signals and its gate verdict; the keep rule is applied
+    once the whole stage is scored (stage_advance)."""
     rnd = job.round
     cfg = rnd.config
     backend, model_path = _backend_for(rnd, "curate")
     candidates, ids = _chunk_candidates(job)
     rationale = cfg["curation"]["rationale"]
-    stats = ChunkStats(items=len(ids), extra={"parsed_scores": 0, "unparseable_scores": 0})
+    stats = ChunkStats(items=len(ids), extra={"parsed_scores": 0, "unparseable_scores": 0, "gated": 0})
 
     def work(batch: list[int]) -> None:
         pairs = []
@@ -368,11 +376,7 @@ def run_curate(job: Job) -> dict[str, Any]:
             text, cut = prompts.truncate(parsing.clean_text(response), cfg["max_segment_chars"])
             stats.truncated += cut
             pairs.append((c.instruction, text))
-        probs = backend.score(
-            [prompts.curate_messages(x, y) for x, y in pairs],
-            prompts.SCORE_OPTIONS,
-            assistant_prefix=prompts.SCORE_PREFIX,
-        )
+        scored = pair_signals(backend, pairs)
         outputs = None
         if rationale:
             outputs = backend.generate(
@@ -381,13 +385,17 @@ def run_curate(job: Job) -> dict[str, Any]:
             )
         for n, cid in enumerate(batch):
             c = candidates[cid]
-            dist = scoring.normalize(probs[n])
+            dist, c.signals = scored[n]
             c.score_distribution = dist
             c.score = scoring.expected_score(dist)
+            c.keep_score = signals.keep_score(c.signals, cfg["curation"])
+            c.gate = c.gate or candidate_gate(c) or ""
+            stats.extra["gated"] += bool(c.gate)
             c.lineage = {
                 **c.lineage,
                 **_lineage(rnd, "curate", model_path, backend),
-                "curate_option_mass": round(sum(probs[n]), 4),
+                "curate_option_mass": c.signals.pop("option_mass"),
+                "signals_prompt": prompts.LIKELIHOOD_VERSION,
             }
             if outputs is not None:
                 out = outputs[n]
@@ -397,8 +405,52 @@ def run_curate(job: Job) -> dict[str, Any]:
                 stats.extra["parsed_scores" if c.parsed_score else "unparseable_scores"] += 1
 
     _in_batches(job, ids, cfg["batch_size"], work, stats)
-    fields = ["score", "score_distribution", "parsed_score", "rationale", "lineage"]
+    fields = ["score", "score_distribution", "parsed_score", "rationale", "signals", "keep_score", "gate", "lineage"]
     return _commit_chunk(job, stats, lambda: Candidate.objects.bulk_update([candidates[i] for i in ids], fields))
+
+
+LIKELIHOOD_MAX_TOKENS = 512
+
+
+def pair_signals(backend: Backend, pairs: list[tuple[str, str]]) -> list[tuple[list[float], dict[str, Any]]]:
+    """Every curation signal of each (instruction, response) on the curation model: the rubric's option
+    distribution, and {"rubric", "agreement", "ifd", the two losses, "option_mass"}. The curate stage and
+    `manage.py score_pairs` both score through here."""
+    probs = backend.score(
+        [prompts.curate_messages(x, y) for x, y in pairs], prompts.SCORE_OPTIONS, assistant_prefix=prompts.SCORE_PREFIX
+    )
+    likelihoods = pair_likelihoods(backend, pairs)
+    out = []
+    for p, lk in zip(probs, likelihoods, strict=True):
+        dist = scoring.normalize(p)
+        rubric = round(scoring.expected_score(dist), 6)
+        out.append((dist, {"rubric": rubric, **lk, "option_mass": round(sum(p), 4)}))
+    return out
+
+
+def pair_likelihoods(backend: Backend, pairs: list[tuple[str, str]]) -> list[dict[str, float | None]]:
+    """agreement, IFD and both losses for each (instruction, response): log p(y | x̂) and log p(y) in one
+    batched call of 2·n sequences on the curation model."""
+    n = len(pairs)
+    contexts = [prompts.likelihood_messages(x) for x, _ in pairs] + [prompts.likelihood_messages("")] * n
+    responses = [y for _, y in pairs] * 2
+    ll = backend.loglik(contexts, responses, max_completion_tokens=LIKELIHOOD_MAX_TOKENS)
+    return [signals.likelihood_signals(ll[i], ll[n + i]) for i in range(n)]
+
+
+def candidate_gate(c: Candidate) -> str | None:
+    """The gate verdict on what models wrote for this pair: the instruction, and the rewrite if there is one
+    (the web text itself was cleaned at ingestion and is not model output)."""
+    rewritten = bool(c.rewritten_response)
+    return gates.gate_reason(
+        gates.GateInput(
+            instruction=c.instruction,
+            response=c.rewritten_response if rewritten else c.segment.text,
+            instruction_cut=bool(c.lineage.get("augment_cut")),
+            response_cut=bool(c.lineage.get("rewrite_cut")),
+            check_response=rewritten,
+        )
+    )
 
 
 def run_rewrite(job: Job) -> dict[str, Any]:
@@ -411,8 +463,9 @@ def run_rewrite(job: Job) -> dict[str, Any]:
         temperature=cfg["generation"]["temperature"],
         seed=cfg["seed"],
         stop=(prompts.REWRITE_CLOSE,),
+        repetition_penalty=cfg["generation"].get("repetition_penalty", 1.0),
     )
-    stats = ChunkStats(items=len(ids))
+    stats = ChunkStats(items=len(ids), extra={"gated": 0})
 
     def work(batch: list[int]) -> None:
         convs = []
@@ -429,12 +482,21 @@ def run_rewrite(job: Job) -> dict[str, Any]:
             rewritten = parsing.parse_rewrite(out.text, prefix=prompts.REWRITE_PREFIX)
             c.rewritten_response = rewritten or ""
             c.lineage = {**c.lineage, **_lineage(rnd, "rewrite", model_path, backend)}
+            if not out.finished:
+                c.lineage["rewrite_cut"] = True
             if rewritten is None:
                 stats.errors += 1
                 c.lineage["rewrite_error"] = f"unparseable rewrite: {out.text[:300]!r}"
+            elif not c.gate and (reason := candidate_gate(c)):
+                # A degenerate rewrite of a kept pair never reaches review as kept (filter→rewrite); in
+                # rewrite→filter the curate stage finds the gate and keeps it out of the keep rule.
+                c.gate = reason
+                stats.extra["gated"] += 1
+                if c.status == Candidate.Status.KEPT:
+                    c.status, c.kept_by_curation = Candidate.Status.DROPPED, False
 
     _in_batches(job, ids, cfg["batch_size"], work, stats)
-    fields = ["rewritten_response", "lineage"]
+    fields = ["rewritten_response", "lineage", "gate", "status", "kept_by_curation"]
     return _commit_chunk(job, stats, lambda: Candidate.objects.bulk_update([candidates[i] for i in ids], fields))
 
 

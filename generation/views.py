@@ -11,6 +11,7 @@ from annotation.roles import ADMIN, CURATOR, has_role, role_required
 from generation import rounds, selectors, services, stages
 from generation.forms import ModelRegisterForm, RoundLaunchForm
 from generation.models import Corpus, ModelVersion, Round
+from generation.pipeline import signals
 
 
 @require_GET
@@ -74,6 +75,12 @@ def _round_context(rnd: Round) -> dict:
         "curation": rnd.metrics.get("curation"),
         "feedback": rnd.metrics.get("feedback"),
         "scores": selectors.round_scores(rnd),
+        "keep_scores": selectors.round_keep_scores(rnd),
+        "keep_rule": selectors.keep_rule_text(rnd.config.get("curation", {})),
+        "gate_counts": selectors.round_gate_counts(rnd),
+        "rubric_marker": rnd.config.get("curation", {}).get("threshold")
+        if signals.RANK_SIGNAL[signals.rule_of(rnd.config.get("curation", {}))] == "rubric"
+        else None,
         "models": [m for m in (rnd.backward_model, rnd.forward_model) if m is not None],
     }
 

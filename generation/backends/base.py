@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from generation.pipeline.signals import LogLik
+
 Messages = list[dict[str, str]]
 
 
@@ -24,6 +26,8 @@ class GenerationParams:
     top_p: float = 1.0
     seed: int = 0
     stop: tuple[str, ...] = ()
+    # > 1 discourages tokens already in the prompt or output (small models loop without it).
+    repetition_penalty: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,18 @@ class Backend(Protocol):
         """For each conversation, P(option) of the token after `assistant_prefix` (unnormalised)."""
         ...
 
+    def loglik(
+        self,
+        conversations: Sequence[Messages],
+        completions: Sequence[str],
+        *,
+        assistant_prefix: str = "",
+        max_completion_tokens: int = 512,
+    ) -> list[LogLik]:
+        """For each conversation, log p(completion | the conversation's assistant turn + prefix): the sum over
+        the completion's first `max_completion_tokens` tokens, and their count (one forward pass, batched)."""
+        ...
+
     def unload(self) -> None: ...
 
 
@@ -69,3 +85,20 @@ def option_token_ids(tokenizer: Any, prefix: str, options: Sequence[str]) -> lis
     if len(set(ids)) != len(ids):
         raise BackendError(f"options {list(options)} do not map to distinct tokens")
     return ids
+
+
+def completion_rows(
+    tokenizer: Any,
+    conversations: Sequence[Messages],
+    completions: Sequence[str],
+    assistant_prefix: str,
+    max_completion_tokens: int,
+) -> list[tuple[list[int], list[int]]]:
+    """(context ids, completion ids) per item. Tokenised apart, so every completion is split the same way
+    whatever its context (the two likelihoods of a curation signal must count the same tokens)."""
+    rows = []
+    for conv, completion in zip(conversations, completions, strict=True):
+        context = tokenizer.encode(render_chat(tokenizer, conv, assistant_prefix), add_special_tokens=False)
+        tokens = tokenizer.encode(completion, add_special_tokens=False)[:max_completion_tokens]
+        rows.append((context, tokens))
+    return rows

@@ -12,9 +12,11 @@ from generation.backends.base import (
     Generation,
     GenerationParams,
     Messages,
+    completion_rows,
     option_token_ids,
     render_chat,
 )
+from generation.pipeline.signals import LogLik
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,8 @@ class TransformersBackend:
                 "max_new_tokens": params.max_new_tokens,
                 "pad_token_id": self.tokenizer.pad_token_id,
             }
+            if params.repetition_penalty != 1.0:
+                kwargs["repetition_penalty"] = params.repetition_penalty
             if params.stop:
                 kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
             if params.temperature > 0:
@@ -105,6 +109,40 @@ class TransformersBackend:
             probs = torch.softmax(logits, dim=-1)[:, ids].tolist()
             for row, i in enumerate(batch):
                 out[i] = probs[row]
+        return out
+
+    def loglik(
+        self,
+        conversations: Sequence[Messages],
+        completions: Sequence[str],
+        *,
+        assistant_prefix: str = "",
+        max_completion_tokens: int = 512,
+    ) -> list[LogLik]:
+        torch = self._torch
+        rows = completion_rows(self.tokenizer, conversations, completions, assistant_prefix, max_completion_tokens)
+        out: list[LogLik] = [LogLik(0.0, 0)] * len(rows)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            seqs = [rows[i][0] + rows[i][1] for i in batch]
+            width = max(len(s) for s in seqs)
+            # Right padding: positions count from the first real token, as in training.
+            ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=self.device)
+            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=self.device)
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids, attention_mask=mask).logits
+                for row, i in enumerate(batch):
+                    context, tokens = rows[i]
+                    if not tokens:
+                        continue
+                    # Logits at position t predict token t+1: the completion's tokens are predicted from
+                    # positions len(context)-1 … len(context)+len(tokens)-2.
+                    span = logits[row, len(context) - 1 : len(context) + len(tokens) - 1].float()
+                    logp = torch.log_softmax(span, dim=-1)
+                    target = torch.tensor(tokens, device=self.device).unsqueeze(1)
+                    out[i] = LogLik(float(logp.gather(1, target).sum()), len(tokens))
         return out
 
     def unload(self) -> None:

@@ -17,9 +17,11 @@ from generation.backends.base import (
     Generation,
     GenerationParams,
     Messages,
+    completion_rows,
     option_token_ids,
     render_chat,
 )
+from generation.pipeline.signals import LogLik
 
 logger = logging.getLogger(__name__)
 SCORE_TOP_LOGPROBS = 20  # vLLM's default max_logprobs
@@ -82,6 +84,7 @@ class VLLMBackend:
             top_p=params.top_p if params.temperature > 0 else 1.0,
             seed=params.seed if params.temperature > 0 else None,
             stop=list(params.stop) or None,
+            repetition_penalty=params.repetition_penalty,
         )
         prompts = self._prompts(conversations, assistant_prefix)
         outputs = self.llm.generate(prompts, sampling, use_tqdm=False)
@@ -110,6 +113,34 @@ class VLLMBackend:
             top = o.outputs[0].logprobs[0] if o.outputs[0].logprobs else {}
             result.append([math.exp(top[i].logprob) if i in top else 0.0 for i in ids])
         return result
+
+    def loglik(
+        self,
+        conversations: Sequence[Messages],
+        completions: Sequence[str],
+        *,
+        assistant_prefix: str = "",
+        max_completion_tokens: int = 512,
+    ) -> list[LogLik]:
+        """From the prompt logprobs of context + completion (one prefill each, max_tokens=1): vLLM returns
+        the log-probability of every prompt token it was given, so the completion's are summed."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        rows = completion_rows(self.tokenizer, conversations, completions, assistant_prefix, max_completion_tokens)
+        room = self.max_model_len - 1  # the one token vLLM generates
+        fitted = []
+        for context, tokens in rows:
+            tokens = tokens[: max(0, room - len(context))]
+            fitted.append((context, tokens))
+        sampling = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=c + t) for c, t in fitted], sampling, use_tqdm=False)
+        out = []
+        for (context, tokens), o in zip(fitted, outputs, strict=True):
+            entries = (o.prompt_logprobs or [])[len(context) : len(context) + len(tokens)]
+            total = sum(entry[token].logprob for entry, token in zip(entries, tokens, strict=True))
+            out.append(LogLik(float(total), len(tokens)))
+        return out
 
     def unload(self) -> None:
         llm, self.llm = self.llm, None

@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from generation.pipeline import training
+from generation.pipeline import signals, training
 from generation.pipeline.prompts import prompt_versions
 
 ORDERS = {
@@ -37,7 +37,20 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "max_segment_chars": 6000,
     "order": "filter_rewrite",
-    "curation": {"threshold": 4.5, "top_k": None, "rationale": False},
+    # The keep rule (pipeline/signals.py): which signal ranks the pairs (agreement works at every model size; the
+    # rubric needs a model that follows it), its threshold on that signal's scale or a top_k, and optional
+    # floors. Gated pairs (pipeline/gates.py) are never kept.
+    "curation": {
+        "keep": "agreement",
+        "threshold": 0.1,
+        "top_k": None,
+        "min_agreement": None,
+        "ifd_band": None,
+        "rationale": False,
+    },
+    # A fixed share of the human-written seed examples that no model of the round trains on: the held-out NLL
+    # of reference answers and instructions is measured on it. `ids` is filled in at launch.
+    "heldout": {"fraction": 0.1, "min": 8, "max": 200, "ids": None},
     "training": dict(training.TRAINING_DEFAULTS),
     # Backward model M_yx: seed pairs reversed + instructions humans corrected in earlier rounds.
     "train_backward": {"enabled": True, "include_corrections": True},
@@ -55,6 +68,8 @@ DEFAULTS: dict[str, Any] = {
         "rewrite_max_new_tokens": 512,
         "rationale_max_new_tokens": 160,
         "temperature": 0.0,
+        # Small models fall into loops under greedy decoding; the output gates catch what still gets through.
+        "repetition_penalty": 1.1,
     },
 }
 
@@ -96,13 +111,20 @@ def validate(override: dict[str, Any] | None = None) -> dict[str, Any]:
     temperature = config["generation"]["temperature"]
     if not isinstance(temperature, int | float) or temperature < 0:
         raise ConfigError(f"generation.temperature must be >= 0, got {temperature!r}")
-    cur = config["curation"]
-    if (cur["threshold"] is None) == (cur["top_k"] is None):
-        raise ConfigError("curation needs exactly one of threshold (1–5) or top_k")
-    if cur["threshold"] is not None and not (isinstance(cur["threshold"], int | float) and 1 <= cur["threshold"] <= 5):
-        raise ConfigError(f"curation.threshold must be between 1 and 5, got {cur['threshold']!r}")
-    if cur["top_k"] is not None:
-        _positive_int(config, "curation.top_k", cur["top_k"])
+    _curation_defaults(config["curation"], (override or {}).get("curation") or {})
+    try:
+        signals.validate_curation(config["curation"])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    penalty = config["generation"]["repetition_penalty"]
+    if not isinstance(penalty, int | float) or isinstance(penalty, bool) or not 1 <= penalty <= 2:
+        raise ConfigError(f"generation.repetition_penalty must be between 1 and 2, got {penalty!r}")
+    held = config["heldout"]
+    if not isinstance(held["fraction"], int | float) or not 0 <= held["fraction"] < 1:
+        raise ConfigError(f"heldout.fraction must be in [0, 1), got {held['fraction']!r}")
+    for key in ("min", "max"):
+        if not isinstance(held[key], int) or isinstance(held[key], bool) or held[key] < 0:
+            raise ConfigError(f"heldout.{key} must be a non-negative integer, got {held[key]!r}")
     for stage, path in config["models"].items():
         if stage not in MODEL_KEYS:
             raise ConfigError(f"models.{stage}: not a model stage ({', '.join(MODEL_KEYS)})")
@@ -129,6 +151,20 @@ def validate(override: dict[str, Any] | None = None) -> dict[str, Any]:
         raise ConfigError("evaluation.prompts must be a list of non-empty strings or null")
     config.setdefault("prompts", prompt_versions())
     return config
+
+
+DEFAULT_THRESHOLDS = {"agreement": 0.1, "rubric": 4.5, "agreement_rubric": 4.5, "ifd": None}
+
+
+def _curation_defaults(cur: dict[str, Any], asked: dict[str, Any]) -> None:
+    """Fill what the override left out so that it means what it says: a top_k alone replaces the default
+    threshold, another keep rule gets its own default threshold, the IFD rule its band."""
+    if "top_k" in asked and asked["top_k"] is not None and "threshold" not in asked:
+        cur["threshold"] = None
+    elif "keep" in asked and "threshold" not in asked and "top_k" not in asked:
+        cur["threshold"] = DEFAULT_THRESHOLDS.get(cur["keep"])
+    if cur.get("keep") == "ifd" and cur.get("ifd_band") is None and "ifd_band" not in asked:
+        cur["ifd_band"] = [None, 1.0]
 
 
 def config_hash(config: dict[str, Any]) -> str:

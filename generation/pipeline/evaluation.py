@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,9 @@ __all__ = [
     "PromptFileError",
     "average_ranks",
     "curation_agreement",
+    "headline",
+    "judge_consistency",
+    "nll_comparison",
     "length_controlled_win_rate",
     "pairwise_verdict",
     "parse_prompts_jsonl",
@@ -422,3 +426,110 @@ def parse_prompts_jsonl(text: str) -> list[str]:
     if not prompts:
         raise PromptFileError("the file contains no prompts")
     return prompts
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Judge reliability and held-out likelihood
+# --------------------------------------------------------------------------------------------------------------
+
+# Below this share of pairs judged the same in both orders, a win rate says more about the judge's position bias
+# than about the models (MT-Bench reports 65–70% consistency for strong judges).
+JUDGE_MIN_CONSISTENCY = 0.5
+BOOTSTRAP_SAMPLES = 1000
+
+
+def judge_consistency(verdicts: Sequence[Mapping[str, Any]]) -> float | None:
+    """Share of pairs where the judge preferred the same response in both orders (a win or a loss; a tie is an
+    order flip or an exact draw). None without pairs."""
+    if not verdicts:
+        return None
+    return sum(1 for v in verdicts if v.get("verdict") in ("win", "loss")) / len(verdicts)
+
+
+def _per_token(rows: Sequence[tuple[float, int]], idx: Sequence[int]) -> float | None:
+    tokens = sum(rows[i][1] for i in idx)
+    return -sum(rows[i][0] for i in idx) / tokens if tokens else None
+
+
+def _interval(values: list[float]) -> list[float] | None:
+    if not values:
+        return None
+    values = sorted(values)
+    lo = values[int(0.025 * (len(values) - 1))]
+    hi = values[int(math.ceil(0.975 * (len(values) - 1)))]
+    return [round(lo, 6), round(hi, 6)]
+
+
+def nll_comparison(
+    new: Sequence[tuple[float, int]],
+    old: Sequence[tuple[float, int]],
+    *,
+    samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Per-token NLL (nats) of the same reference texts under a new and an old model, with bootstrap 95%
+    intervals (percentile, resampling the texts; the delta is paired: both models on the same resample).
+
+    Args:
+        new, old: per text, (sum of log-probabilities of its tokens, number of tokens), in the same order.
+
+    Returns:
+        {"n", "tokens", "new": {"nll", "ci"}, "old": {"nll", "ci"}, "delta": {"nll", "ci"}, "improved"}: delta is
+        new − old (negative: the new model predicts the references better); improved is True when the whole
+        interval of the delta is below 0, False when it is above, None when it straddles 0. Deterministic.
+    """
+    if len(new) != len(old):
+        raise ValueError(f"{len(new)} texts for the new model but {len(old)} for the old one")
+    keep = [i for i in range(len(new)) if new[i][1] > 0 and old[i][1] > 0]
+    new = [new[i] for i in keep]
+    old = [old[i] for i in keep]
+    n = len(new)
+    empty = {"nll": None, "ci": None}
+    if n == 0:
+        return {"n": 0, "tokens": 0, "new": empty, "old": empty, "delta": empty, "improved": None}
+    everything = range(n)
+    new_nll, old_nll = _per_token(new, everything), _per_token(old, everything)
+    rng = random.Random(seed)
+    boot_new, boot_old, boot_delta = [], [], []
+    for _ in range(samples if n > 1 else 0):
+        idx = [rng.randrange(n) for _ in range(n)]
+        a, b = _per_token(new, idx), _per_token(old, idx)
+        if a is not None and b is not None:
+            boot_new.append(a)
+            boot_old.append(b)
+            boot_delta.append(a - b)
+    delta_ci = _interval(boot_delta)
+    improved = None
+    if delta_ci is not None:
+        improved = True if delta_ci[1] < 0 else False if delta_ci[0] > 0 else None
+    return {
+        "n": n,
+        "tokens": sum(t for _, t in new),
+        "new": {"nll": round(new_nll, 6), "ci": _interval(boot_new)},
+        "old": {"nll": round(old_nll, 6), "ci": _interval(boot_old)},
+        "delta": {"nll": round(new_nll - old_nll, 6), "ci": delta_ci},
+        "improved": improved,
+    }
+
+
+def headline(evaluation: Mapping[str, Any]) -> dict[str, Any]:
+    """The one measure a round's page leads with: the judge's win rate when the judge is consistent enough to
+    mean something, else the held-out NLL of reference answers (which a model of any size measures)."""
+    consistency = evaluation.get("judge_consistency")
+    heldout = (evaluation.get("heldout") or {}).get("forward") or {}
+    if consistency is not None and consistency >= JUDGE_MIN_CONSISTENCY and evaluation.get("win_rate") is not None:
+        return {
+            "measure": "win_rate",
+            "text": f"win rate {evaluation['win_rate']:.0%} (LC {evaluation.get('lc_win_rate') or 0:.0%}) over "
+            f"{evaluation.get('n')} prompts; the judge was order-consistent on {consistency:.0%}",
+        }
+    if heldout.get("n"):
+        delta = heldout["delta"]
+        ci = delta["ci"] or [delta["nll"], delta["nll"]]
+        verdict = {True: "better", False: "worse", None: "no clear change"}[heldout.get("improved")]
+        return {
+            "measure": "heldout_nll",
+            "text": f"held-out answer NLL {heldout['old']['nll']:.3f} → {heldout['new']['nll']:.3f} nats/token "
+            f"(Δ {delta['nll']:+.3f}, 95% CI [{ci[0]:+.3f}, {ci[1]:+.3f}]) on {heldout['n']} seed pairs: {verdict}",
+        }
+    return {"measure": None, "text": "no reliable measure for this round"}

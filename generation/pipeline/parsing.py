@@ -11,6 +11,9 @@ _SCORE = re.compile(r"score\s*[:：]?\s*\**\s*([1-5])(?:\s*/\s*5)?\b", re.IGNORE
 _ENUMERATED = re.compile(r"^(?:\d{1,2}[.)]|[-*•])\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
+# Where a backward model stops writing the instruction and starts answering it (or writing another).
+_INSTRUCTION_END = re.compile(r"\n\s*\n|\n\s*(?:\*\*)?(?:answer|response|output)(?:\*\*)?\s*[:：]", re.IGNORECASE)
+
 MIN_INSTRUCTION_CHARS = 8
 MAX_INSTRUCTION_CHARS = 1000
 
@@ -27,9 +30,7 @@ def parse_instruction(output: str | None) -> str | None:
         return None
     text = clean_text(output).strip()
     # Models sometimes go on to answer their own instruction: keep what comes before the answer.
-    text = re.split(
-        r"\n\s*\n|\n\s*(?:\*\*)?(?:answer|response|output)(?:\*\*)?\s*[:：]", text, maxsplit=1, flags=re.IGNORECASE
-    )[0]
+    text = _INSTRUCTION_END.split(text, maxsplit=1)[0]
     text = _LABEL.sub("", text).strip()
     if _ENUMERATED.match(text):  # "1. What is …\n2. …": a list of candidates, keep the first
         text = _ENUMERATED.sub("", text.split("\n", 1)[0])
@@ -42,6 +43,15 @@ def parse_instruction(output: str | None) -> str | None:
     if not re.search(r"[A-Za-z]{2}", text):
         return None
     return text
+
+
+def instruction_was_cut(output: str | None, finished: bool) -> bool:
+    """True when generation stopped at max_new_tokens while the instruction itself was still being written
+    (nothing after it: no paragraph break, no answer label). A model that went on to answer its own
+    instruction and was cut in the answer still wrote a whole instruction."""
+    if finished or not output:
+        return False
+    return len(_INSTRUCTION_END.split(clean_text(output).strip(), maxsplit=1)) == 1
 
 
 def parse_score(output: str | None) -> int | None:

@@ -24,6 +24,12 @@ JUDGE_OPTIONS = (" A", " B")  # the space belongs to the option token in BPE voc
 
 Messages = list[dict[str, str]]
 
+# The contexts of the likelihood signals (pipeline/signals.py): log p(y | x̂) is read after the question as the
+# forward models are asked it (the seed-style system prompt, then x̂); log p(y) after the same system prompt and
+# an empty user turn, so the template's tokens are the same on both sides. A change here is a new version.
+LIKELIHOOD_VERSION = "likelihood.v1"
+LIKELIHOOD_SYSTEM_PROMPT = "Answer in the style of an AI Assistant."
+
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
     autoescape=False,  # plain-text prompts for a model, not HTML
@@ -90,6 +96,11 @@ def judge_messages(prompt: str, response_a: str, response_b: str) -> Messages:
     """Ask a judge which of two responses to `prompt` is better. The caller scores the token after
     JUDGE_PREFIX over JUDGE_OPTIONS, and asks again with A and B swapped."""
     return [{"role": "user", "content": render(latest("judge"), prompt=prompt, a=response_a, b=response_b)}]
+
+
+def likelihood_messages(instruction: str) -> Messages:
+    """The context in which a response's likelihood is read: with the instruction, or ("") without."""
+    return [{"role": "system", "content": LIKELIHOOD_SYSTEM_PROMPT}, {"role": "user", "content": instruction.strip()}]
 
 
 def prompt_versions() -> dict[str, str]:

@@ -79,6 +79,25 @@ def inference_messages(prompt: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": INFERENCE_SYSTEM_PROMPT}, {"role": "user", "content": prompt.strip()}]
 
 
+def heldout_split(examples: Iterable[tuple[int, str]], *, fraction: float, minimum: int, maximum: int) -> list[int]:
+    """The ids of the seed pairs held out of training, from (id, instruction) rows. A pair is held out when a
+    hash of its instruction falls under `fraction`, so the split of a pair never changes as the seed set grows;
+    topped up by the lowest hashes to `minimum` and cut to `maximum`, and never more than a quarter of the set
+    (the models still need data to train on). Sorted ids."""
+    rows = list(examples)
+    if fraction <= 0 and minimum <= 0:
+        return []
+    ranked = sorted(rows, key=lambda r: (_unit_hash(r[1]), r[0]))
+    chosen = [r for r in ranked if _unit_hash(r[1]) < fraction]
+    size = min(max(len(chosen), minimum), maximum, len(rows) // 4)
+    return sorted(r[0] for r in ranked[:size])
+
+
+def _unit_hash(text: str) -> float:
+    digest = hashlib.sha256(("heldout:" + " ".join(text.lower().split())).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
 def data_hash(examples: Iterable[Example]) -> str:
     """sha256 over the training rows in order: two models trained on the same data share it."""
     digest = hashlib.sha256()

@@ -6,12 +6,14 @@ from django.urls import reverse
 from annotation.models import SeedExample
 from generation.jobs import run_job
 from generation.models import Job, ModelVersion, Round
+from generation.pipeline.evaluation import headline
 from tests.factories import (
     CandidateFactory,
     CorpusFactory,
     ModelVersionFactory,
     RoundFactory,
     SeedExampleFactory,
+    SegmentFactory,
     UserFactory,
 )
 
@@ -102,6 +104,7 @@ def launch_data(corpus, base, **overrides):
         "backend": "transformers",
         "sample_size": 4,
         "chunk_size": 2,
+        "keep_rule": "agreement",
         "keep": "top_k",
         "top_k": 2,
         "order": "filter_rewrite",
@@ -119,7 +122,8 @@ def test_the_launch_form_shows_sensible_defaults(admin_client):
     base = ModelVersionFactory(role="base")
     CorpusFactory(name="web sample")
     html = admin_client.get(reverse("round-launch")).content.decode()
-    assert 'name="sample_size" value="200"' in html and 'name="threshold" value="4.5"' in html
+    assert 'name="sample_size" value="200"' in html and 'name="threshold" value="0.1"' in html
+    assert '<option value="agreement" selected>' in html
     assert "web sample" in html and base.name in html
     assert 'value="filter_rewrite" selected' in html
 
@@ -134,8 +138,11 @@ def test_launching_from_the_form_freezes_the_config_and_queues_training(
     rnd = Round.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse("round-detail", args=[rnd.number])
     assert rnd.state == "train_backward" and rnd.config["curation"] == {
+        "keep": "agreement",
         "threshold": None,
         "top_k": 2,
+        "min_agreement": None,
+        "ifd_band": None,
         "rationale": False,
     }
     assert rnd.config["evaluation"]["prompts"] == ["Say hi.", "Add\n\n2+2"]
@@ -158,6 +165,10 @@ def test_the_launch_form_reports_bad_values_and_bad_prompt_files_by_line(admin_c
     html = response.content.decode()
     assert response.status_code == 400 and not Round.objects.exists()
     assert "Give a threshold" in html
+    response = admin_client.post(
+        reverse("round-launch"), launch_data(corpus, base, keep_rule="rubric", keep="threshold", threshold="7")
+    )
+    assert response.status_code == 400 and "1–5" in response.content.decode() and not Round.objects.exists()
     response = admin_client.post(reverse("round-launch"), launch_data(corpus, base, eval_prompts=upload()))
     html = response.content.decode()
     assert response.status_code == 400 and "line 2: invalid JSON" in html and "line 3:" in html
@@ -259,6 +270,58 @@ def test_a_closed_round_shows_its_evaluation_loss_curves_and_curation_agreement(
     assert "round-1-forward" in models and "win 62%" in models and "<svg" in models
     rounds_page = admin_client.get(reverse("round-list")).content.decode()
     assert "62%" in rounds_page and "win rate by round" in rounds_page
+
+
+def test_the_launch_form_takes_an_ifd_band(admin_client, redis_conn, django_capture_on_commit_callbacks):
+    base, corpus = ModelVersionFactory(role="base"), CorpusFactory()
+    data = launch_data(corpus, base, keep_rule="ifd", keep="threshold", top_k="", ifd_low="0.2", ifd_high="0.95")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(reverse("round-launch"), data)
+    assert response.status_code == 302
+    cur = Round.objects.get().config["curation"]
+    assert (cur["keep"], cur["threshold"], cur["top_k"], cur["ifd_band"]) == ("ifd", None, None, [0.2, 0.95])
+
+
+def test_a_round_page_leads_with_a_reliable_measure_and_shows_gates_and_signal_aucs(admin_client):
+    rnd = RoundFactory(state="closed")
+    heldout = {
+        "n": 8,
+        "tokens": 900,
+        "new": {"nll": 1.81, "ci": [1.6, 2.0]},
+        "old": {"nll": 2.02, "ci": [1.8, 2.2]},
+        "delta": {"nll": -0.21, "ci": [-0.3, -0.12]},
+        "improved": True,
+        "new_model": "round-1-forward",
+        "old_model": "smol",
+    }
+    evaluation_ = {
+        "n": 8,
+        "wins": 0,
+        "ties": 8,
+        "losses": 0,
+        "win_rate": 0.0,
+        "tie_rate": 1.0,
+        "loss_rate": 0.0,
+        "win_rate_ties_half": 0.5,
+        "lc_win_rate": 0.5,
+        "judge_consistency": 0.0,
+        "judge_min_consistency": 0.5,
+        "heldout": {"forward": heldout},
+        "candidate": {"name": "round-1-forward"},
+        "reference": {"name": "smol"},
+        "pairs": [],
+    }
+    evaluation_["headline"] = headline(evaluation_)
+    rnd.metrics = {"evaluation": evaluation_, "curation": {"n": 4, "signal_auc": {"rubric": 0.5, "agreement": 0.75}}}
+    rnd.save()
+    seg = SegmentFactory(corpus=rnd.corpus)
+    CandidateFactory(round=rnd, segment=seg, status="dropped", gate="repetitive_response", score=3.0)
+    html = admin_client.get(reverse("round-detail", args=[rnd.number])).content.decode()
+    assert "held-out answer NLL 2.020 → 1.810 nats/token" in html and "better" in html
+    assert "The judge is not reliable here" in html and "0%" in html
+    assert 'id="heldout-nll"' in html and "[-0.300, -0.120]" in html
+    assert "response repeats itself</span> 1" in html
+    assert 'id="signal-auc"' in html and "0.75" in html
 
 
 def test_the_model_registry_registers_only_real_model_directories(admin_client, tmp_path):

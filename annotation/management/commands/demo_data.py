@@ -6,30 +6,32 @@ import json
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from annotation import services as annotation_services
 from annotation.models import SeedExample
 from annotation.roles import ROLES
-from generation import services as generation_services
+from generation.ingest import ingest_files
 from generation.models import Corpus
-from generation.pipeline.text import split_passages
 
 SEED_FILE = Path(__file__).resolve().parents[2] / "demo" / "seed.jsonl"
 DEMO_CORPUS = "Python reference (demo)"
 DEMO_PASSWORDS = {role: f"backforth-{role}" for role in ROLES}
 
 
-def demo_corpus_passages() -> list[dict[str, Any]]:
-    """Real human-written documentation that ships with every Python: the reference topics of pydoc."""
+def write_demo_documents(path: Path) -> Path:
+    """Real human-written documentation that ships with every Python: the reference topics of pydoc, one JSONL
+    document each, for the ingestion pipeline to clean, split and deduplicate like any corpus."""
     from pydoc_data.topics import topics
 
-    passages = []
-    for topic in sorted(topics):
-        for i, text in enumerate(split_passages(topics[topic], min_chars=300, max_chars=2000)):
-            passages.append({"text": text, "source_id": f"pydoc:{topic}#{i}", "meta": {"topic": topic}})
-    return passages
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for topic in sorted(topics):
+            doc = {"id": f"pydoc:{topic}", "text": topics[topic], "url": ""}
+            f.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    return path
 
 
 class Command(BaseCommand):
@@ -54,19 +56,23 @@ class Command(BaseCommand):
             n_safety = sum(1 for ex in created if ex.is_safety)
             self.stdout.write(f"Loaded {len(created)} demo seed examples ({n_safety} safety)")
 
-        corpus, _ = Corpus.objects.get_or_create(
+        corpus, created = Corpus.objects.get_or_create(
             name=DEMO_CORPUS,
             defaults={
                 "description": "Passages of the Python language reference (pydoc_data.topics, shipped with Python).",
-                "sources": [{"kind": "pydoc_data.topics"}],
             },
         )
-        added, duplicates = generation_services.corpus_add_passages(corpus=corpus, passages=demo_corpus_passages())
-        total = corpus.segments.count()
-        self.stdout.write(
-            f"Demo corpus '{corpus.name}': {total} segments "
-            f"({added} added now, {duplicates} duplicate passages skipped)"
-        )
+        if created or not corpus.segments.exists():
+            # Through the real ingestion pipeline: cleaning, passage splitting, quality filters, dedup.
+            docs = write_demo_documents(Path(settings.DATA_DIR) / "demo" / "pydoc_topics.jsonl")
+            report = ingest_files(corpus=corpus, paths=[docs])
+            drops = ", ".join(f"{k} {v}" for k, v in report.drops.most_common(4))
+            self.stdout.write(
+                f"Demo corpus '{corpus.name}': {report.documents} documents → {report.added} passages "
+                f"(dropped: {drops or 'none'})"
+            )
+        else:
+            self.stdout.write(f"Demo corpus '{corpus.name}' already holds {corpus.segments.count()} passages")
 
         self.stdout.write("Demo users (username / password):")
         for role in ROLES:

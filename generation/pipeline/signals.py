@@ -1,0 +1,188 @@
+"""Curation signals and the keep rule (DESIGN.md "Signals and gates"). Pure: no Django, no torch.
+
+Three signals per (instruction x̂, response y), all from the curation model:
+- rubric: Humpback's 5-point rating read as Σ s·P(s) (pipeline/scoring.py). Needs a model that can follow a
+  rubric; on a 135M model it is noise.
+- agreement: mean log p(y | x̂) − mean log p(y), in nats per token: how much the instruction explains the
+  response. Mismatched pairs score near zero or below.
+- ifd: Instruction-Following Difficulty, loss(y | x̂) / loss(y) (Li et al., NAACL 2024, "From Quantity to
+  Quality"; Superfiltering, ACL 2024, showed a small model's IFD selects data for large models). Below 1 the
+  instruction helps; at or above 1 it does not (those pairs are filtered out in both papers).
+
+The keep rule (frozen in the round config as `curation`) names the signal that ranks pairs and optional floors:
+- "rubric" / "agreement": keep score >= threshold, or the top_k.
+- "ifd": keep pairs inside ifd_band [lo, hi); with top_k, the highest IFD inside the band (Superfiltering picks
+  the hardest pairs the instruction still explains).
+- "agreement_rubric": drop pairs under min_agreement (default 0), then threshold / top_k on the rubric.
+`min_agreement` and `ifd_band`, when set, are floors under every rule. Gated pairs are never kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+SIGNALS = ("rubric", "agreement", "ifd")
+# Which way is better, for ranking and for AUC against "this pair is good": +1 higher, −1 lower.
+DIRECTION = {"rubric": 1, "agreement": 1, "ifd": -1}
+LABELS = {
+    "rubric": "rubric score (1–5)",
+    "agreement": "agreement (nats/token)",
+    "ifd": "IFD (loss ratio)",
+}
+KEEP_RULES = ("agreement", "rubric", "ifd", "agreement_rubric")
+# The signal each rule ranks by (and whose scale `threshold` is on).
+RANK_SIGNAL = {"agreement": "agreement", "rubric": "rubric", "ifd": "ifd", "agreement_rubric": "rubric"}
+# The rule a round uses when its frozen config predates keep rules (they all ranked by the rubric).
+LEGACY_RULE = "rubric"
+
+
+@dataclass(frozen=True)
+class LogLik:
+    """Sum of log-probabilities of a text's tokens, and how many tokens it has."""
+
+    total: float
+    tokens: int
+
+    @property
+    def nll(self) -> float | None:
+        """Mean negative log-likelihood per token (nats), None for an empty text."""
+        return -self.total / self.tokens if self.tokens > 0 else None
+
+
+def likelihood_signals(conditional: LogLik, unconditional: LogLik) -> dict[str, float | None]:
+    """agreement, ifd and both losses from log p(y | x̂) and log p(y). None where a value is undefined."""
+    nll_c, nll_u = conditional.nll, unconditional.nll
+    if nll_c is None or nll_u is None or not (math.isfinite(nll_c) and math.isfinite(nll_u)):
+        return {"agreement": None, "ifd": None, "nll_conditional": nll_c, "nll_unconditional": nll_u}
+    return {
+        "agreement": round(nll_u - nll_c, 6),
+        "ifd": round(nll_c / nll_u, 6) if nll_u > 0 else None,
+        "nll_conditional": round(nll_c, 6),
+        "nll_unconditional": round(nll_u, 6),
+    }
+
+
+def auc(scores: Sequence[float | None], labels: Sequence[bool]) -> float | None:
+    """Area under the ROC curve of `scores` for the positive `labels` (Mann–Whitney U, ties count half).
+    Items without a score are left out; None when either class is empty."""
+    pairs = [(s, y) for s, y in zip(scores, labels, strict=True) if s is not None and math.isfinite(s)]
+    n_pos = sum(1 for _, y in pairs if y)
+    n_neg = len(pairs) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ordered = sorted(pairs, key=lambda p: p[0])
+    rank_sum_pos = 0.0
+    i = 0
+    while i < len(ordered):  # average ranks over runs of equal scores
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1][0] == ordered[i][0]:
+            j += 1
+        rank = (i + j) / 2 + 1
+        rank_sum_pos += rank * sum(1 for k in range(i, j + 1) if ordered[k][1])
+        i = j + 1
+    u = rank_sum_pos - n_pos * (n_pos + 1) / 2
+    return u / (n_pos * n_neg)
+
+
+def oriented(signal: str, value: float | None) -> float | None:
+    """The value with "higher is better" for every signal (IFD negated)."""
+    if value is None:
+        return None
+    return DIRECTION.get(signal, 1) * value
+
+
+def signal_aucs(
+    rows: Sequence[Mapping[str, Any]], labels: Sequence[bool], *, signals: Sequence[str] = SIGNALS
+) -> dict[str, float | None]:
+    """Each signal's AUC for telling good pairs (label True) from bad, oriented so that 1.0 is perfect."""
+    return {s: auc([oriented(s, r.get(s)) for r in rows], labels) for s in signals}
+
+
+def rule_of(curation: Mapping[str, Any]) -> str:
+    return curation.get("keep") or LEGACY_RULE
+
+
+def keep_score(signals: Mapping[str, Any], curation: Mapping[str, Any]) -> float | None:
+    """The number the keep rule ranks a pair by (on its signal's own scale)."""
+    value = signals.get(RANK_SIGNAL[rule_of(curation)])
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _passes_floors(signals: Mapping[str, Any], curation: Mapping[str, Any]) -> bool:
+    rule = rule_of(curation)
+    floor = curation.get("min_agreement")
+    if floor is None and rule == "agreement_rubric":
+        floor = 0.0
+    if floor is not None:
+        agreement = signals.get("agreement")
+        if agreement is None or agreement < floor:
+            return False
+    band = curation.get("ifd_band")
+    if band is not None:
+        ifd = signals.get("ifd")
+        lo, hi = band
+        if ifd is None or (lo is not None and ifd < lo) or (hi is not None and ifd >= hi):
+            return False
+    return True
+
+
+def keep_decisions(rows: Sequence[Mapping[str, Any]], gated: Sequence[bool], curation: Mapping[str, Any]) -> list[bool]:
+    """Which pairs the round keeps under its keep rule. `rows` are each pair's signals. Deterministic: ties in
+    top-k are broken by position."""
+    rule = rule_of(curation)
+    scores = [keep_score(r, curation) for r in rows]
+    eligible = [
+        not g and s is not None and _passes_floors(r, curation) for r, g, s in zip(rows, gated, scores, strict=True)
+    ]
+    threshold, top_k = curation.get("threshold"), curation.get("top_k")
+    if top_k is not None:
+        sign = 1 if rule == "ifd" else DIRECTION[RANK_SIGNAL[rule]]  # ifd: the hardest pairs inside the band
+        ranked = sorted((i for i, ok in enumerate(eligible) if ok), key=lambda i: (-sign * scores[i], i))
+        chosen = set(ranked[: max(top_k, 0)])
+        return [i in chosen for i in range(len(rows))]
+    if threshold is not None:
+        sign = DIRECTION[RANK_SIGNAL[rule]]
+        return [ok and sign * scores[i] >= sign * threshold for i, ok in enumerate(eligible)]
+    return eligible
+
+
+def validate_curation(cur: dict[str, Any]) -> None:
+    """Raise ValueError naming the key when the keep rule is wrong."""
+    rule = cur.get("keep")
+    if rule not in KEEP_RULES:
+        raise ValueError(f"curation.keep must be one of {', '.join(KEEP_RULES)}, got {rule!r}")
+    threshold, top_k = cur.get("threshold"), cur.get("top_k")
+    if threshold is not None and top_k is not None:
+        raise ValueError("curation takes a threshold or a top_k, not both")
+    if rule == "ifd":
+        if threshold is not None:
+            raise ValueError(
+                "curation.keep 'ifd' keeps the pairs inside curation.ifd_band (and its top_k): no threshold"
+            )
+        if cur.get("ifd_band") is None:
+            raise ValueError("curation.keep 'ifd' needs curation.ifd_band, e.g. [0, 1]")
+    elif threshold is None and top_k is None:
+        raise ValueError(f"curation.keep {rule!r} needs a threshold or a top_k")
+    if threshold is not None:
+        if not isinstance(threshold, int | float) or isinstance(threshold, bool) or not math.isfinite(threshold):
+            raise ValueError(f"curation.threshold must be a number, got {threshold!r}")
+        if RANK_SIGNAL[rule] == "rubric" and not 1 <= threshold <= 5:
+            raise ValueError(f"curation.threshold is on the rubric's scale for {rule!r}: 1–5, got {threshold!r}")
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+        raise ValueError(f"curation.top_k must be a positive integer, got {top_k!r}")
+    floor = cur.get("min_agreement")
+    if floor is not None and (
+        not isinstance(floor, int | float) or isinstance(floor, bool) or not math.isfinite(floor)
+    ):
+        raise ValueError(f"curation.min_agreement must be a number or null, got {floor!r}")
+    band = cur.get("ifd_band")
+    if band is not None:
+        ok = isinstance(band, list | tuple) and len(band) == 2
+        ok = ok and all(b is None or (isinstance(b, int | float) and not isinstance(b, bool)) for b in band)
+        if not ok or (band[0] is not None and band[1] is not None and band[0] >= band[1]):
+            raise ValueError(
+                f"curation.ifd_band must be [low, high] with low < high (either may be null), got {band!r}"
+            )
