@@ -23,7 +23,7 @@ from typing import Any
 
 from generation.pipeline.training import SYSTEM_PROMPTS
 
-FORMATS_IN: tuple[str, ...] = ("alpaca_json", "alpaca_jsonl", "messages_jsonl", "oasst_jsonl")
+FORMATS_IN: tuple[str, ...] = ("alpaca_json", "alpaca_jsonl", "messages_jsonl", "oasst_jsonl", "pairs_jsonl")
 FORMATS_OUT: tuple[str, ...] = ("alpaca_json", "alpaca_jsonl", "messages_jsonl")
 SOURCES: tuple[str, ...] = ("seed", "web", "safety")
 
@@ -240,10 +240,11 @@ def _array_objects(text: str, problems: list[tuple[int, str]]) -> Iterator[tuple
 
 
 def _alpaca(obj: dict[str, Any], line: int, fmt: str, default_source: str, problems: list) -> dict | None:
+    """Alpaca's instruction/input/output; `pairs_jsonl` is the same with "response" for "output"."""
     rec = _Record(obj, line, problems)
     instruction = rec.text("instruction")
     extra = rec.text("input", required=False, allow_null=True)
-    response = rec.text("output")
+    response = rec.text("response" if fmt == "pairs_jsonl" else "output")
     source, tags = rec.source(default_source), rec.tags()
     if not rec.ok:
         return None
@@ -381,12 +382,15 @@ def detect_format(filename: str, head: str) -> str:
         return "oasst_jsonl"
     if {"instruction", "output"} <= keys:
         return "alpaca_jsonl"
+    if {"instruction", "response"} <= keys:
+        return "pairs_jsonl"
     raise FormatError(
         [
             (
                 lineno,
-                "cannot tell the format: expected Alpaca ('instruction', 'output'), messages ('messages') or "
-                "OpenAssistant ('message_id' or 'message_tree_id' + 'prompt') records",
+                "cannot tell the format: expected Alpaca ('instruction', 'output'), pairs ('instruction', "
+                "'response'), messages ('messages') or OpenAssistant ('message_id' or 'message_tree_id' + "
+                "'prompt') records",
             )
         ]
     )

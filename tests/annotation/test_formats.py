@@ -49,10 +49,22 @@ GOOD = {"instruction": "Q", "output": "A"}
         # the head may end mid-line: the key names still tell
         ("seed.jsonl", '{"instruction": "Q", "input": "", "output": "A very long ans', "alpaca_jsonl"),
         ("chat.ndjson", '{"messages": [{"role": "system", "content": "You are', "messages_jsonl"),
+        ("pairs.jsonl", '{"instruction": "Q", "response": "A long', "pairs_jsonl"),
     ],
 )
 def test_detect_format_by_extension_and_first_record(filename, head, expected):
     assert detect_format(filename, head) == expected
+
+
+def test_instruction_response_pairs_read_like_alpaca_with_their_line_numbers():
+    text = '{"instruction": "Q1", "response": "A1"}\n{"instruction": "Q2", "input": "ctx", "response": "A2"}\n'
+    rows = parse(text, "pairs_jsonl")
+    assert [(r["instruction"], r["response"], r["provenance"]["line"]) for r in rows] == [
+        ("Q1", "A1", 1),
+        ("Q2\n\nctx", "A2", 2),
+    ]
+    with pytest.raises(FormatError, match="line 2: 'response'"):
+        parse('{"instruction": "Q", "response": "A"}\n{"instruction": "Q"}\n', "pairs_jsonl")
 
 
 def test_detect_format_refuses_unknown_records_and_empty_files():

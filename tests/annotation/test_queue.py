@@ -144,3 +144,36 @@ def test_decide_and_load_next_stays_within_its_query_budget(client, django_asser
     decided = Candidate.objects.get(pk=held.candidate_id)
     assert (decided.status, decided.reviews_done, decided.in_queue) == ("accepted", 1, False)
     assert Lease.objects.get().candidate_id != held.candidate_id, "the next pair is leased"
+
+
+def test_gated_pairs_are_audited_at_least_once_per_reason():
+    kept = [(1, 4.9, True), (2, 4.55, True), (3, 4.7, True)]
+    dropped = [(i, 2.0, False) for i in range(10, 60)]
+    gates = {10: "prompt_echo", 11: "repetitive_response", 12: "cut_response", 13: "cut_response"}
+    plan = queue.plan_queue(kept + dropped, threshold=4.5, audit_fraction=0.0, seed=0, gates=gates)
+    assert [e.candidate_id for e in plan if not e.is_audit] == [2, 3, 1], "kept pairs: closest to the cut first"
+    # With seed 0 no gated pair's hash falls under GATE_AUDIT_FRACTION (10: 0.42, 11: 0.82, 12: 0.63,
+    # 13: 0.85), so each reason gets exactly its lowest-hash pair; no ungated dropped pair is audited.
+    assert {e.candidate_id for e in plan if e.is_audit} == {10, 11, 12}
+    assert plan == queue.plan_queue(kept + dropped, threshold=4.5, audit_fraction=0.0, seed=0, gates=gates)
+
+
+def test_gated_pairs_are_audited_at_the_gate_rate():
+    dropped = [(i, 1.0, False) for i in range(100, 500)]
+    gates = {cid: "repetitive_response" for cid, _, _ in dropped[:200]}
+    plan = queue.plan_queue([(1, 4.0, True), *dropped], threshold=None, audit_fraction=0.0, seed=3, gates=gates)
+    audited = {e.candidate_id for e in plan if e.is_audit}
+    # Each gated pair is audited when its hash falls under GATE_AUDIT_FRACTION (the same sampling as the audit).
+    expected = {cid for cid in gates if queue._unit(cid, 3) < queue.GATE_AUDIT_FRACTION}
+    assert audited == expected
+    assert 0 < len(expected) < 200
+    assert [e.candidate_id for e in plan if not e.is_audit] == [1]
+
+
+def test_gates_do_not_change_a_plan_without_gated_pairs():
+    scored = [(1, 4.9, True), (2, 4.55, True), *[(i, 2.0, False) for i in range(10, 110)]]
+    plain = queue.plan_queue(scored, threshold=4.5, audit_fraction=0.2, seed=0)
+    assert queue.plan_queue(scored, threshold=4.5, audit_fraction=0.2, seed=0, gates={}) == plain
+    assert queue.plan_queue(scored, threshold=4.5, audit_fraction=0.2, seed=0, gates={1: "cut_response"}) == plain, (
+        "a gate on a kept pair changes nothing"
+    )

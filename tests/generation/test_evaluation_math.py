@@ -5,10 +5,14 @@ import math
 import pytest
 
 from generation.pipeline.evaluation import (
+    JUDGE_MIN_CONSISTENCY,
     PromptFileError,
     average_ranks,
     curation_agreement,
+    headline,
+    judge_consistency,
     length_controlled_win_rate,
+    nll_comparison,
     pairwise_verdict,
     parse_prompts_jsonl,
     spearman,
@@ -300,3 +304,201 @@ def test_parse_prompts_caps_the_number_of_reported_errors():
 def test_parse_prompts_empty_file_is_an_error(text):
     with pytest.raises(PromptFileError, match="no prompts"):
         parse_prompts_jsonl(text)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# judge_consistency
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_judge_consistency_is_the_share_of_wins_and_losses():
+    verdicts = [{"verdict": "win"}, {"verdict": "loss"}, {"verdict": "tie"}, {"verdict": "tie"}]
+    assert judge_consistency(verdicts) == 0.5
+    assert judge_consistency([{"verdict": "win"}] * 3) == 1.0
+    assert judge_consistency([{"verdict": "tie"}, {}]) == 0.0
+
+
+def test_judge_consistency_without_pairs_is_none():
+    assert judge_consistency([]) is None
+
+
+def test_judge_consistency_of_real_verdicts():
+    consistent = pairwise_verdict([0.9, 0.1], [0.2, 0.8])
+    position_biased = pairwise_verdict([0.8, 0.2], [0.8, 0.2])
+    assert judge_consistency([consistent, position_biased, position_biased]) == pytest.approx(1 / 3)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# nll_comparison
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _texts(nlls: list[float], tokens: int = 10) -> list[tuple[float, int]]:
+    """(sum of log-probabilities, tokens) of texts with the given per-token NLL each."""
+    return [(-nll * tokens, tokens) for nll in nlls]
+
+
+# Reference texts of very different difficulty: the spread between texts dwarfs the difference between models.
+OLD = [1.0, 4.0, 1.5, 3.5, 2.0, 3.0, 2.5, 1.2, 3.8, 2.7]
+
+
+def test_nll_comparison_is_per_token_and_deterministic():
+    new = _texts([x - 0.1 for x in OLD])
+    result = nll_comparison(new, _texts(OLD))
+    assert result == nll_comparison(new, _texts(OLD)), "same seed, same intervals"
+    assert (result["n"], result["tokens"]) == (10, 100)
+    assert result["old"]["nll"] == pytest.approx(sum(OLD) / 10)
+    assert result["new"]["nll"] == pytest.approx(sum(OLD) / 10 - 0.1)
+    assert result["delta"]["nll"] == -0.1
+
+
+def test_nll_comparison_weights_texts_by_their_tokens():
+    new = [(-1.0, 1), (-30.0, 10)]  # 1 nat on a 1-token text, 3 nats/token on a 10-token one
+    old = [(-2.0, 1), (-30.0, 10)]
+    result = nll_comparison(new, old)
+    assert result["new"]["nll"] == round(31 / 11, 6)
+    assert result["old"]["nll"] == round(32 / 11, 6)
+
+
+def test_the_delta_is_paired():
+    # The same 0.1 nats/token better on every text: each model's own interval is wide (the texts differ), but
+    # both models are measured on the same resample, so the delta's interval is exactly [-0.1, -0.1].
+    result = nll_comparison(_texts([x - 0.1 for x in OLD]), _texts(OLD))
+    assert result["delta"]["ci"] == [-0.1, -0.1]
+    new_ci, old_ci = result["new"]["ci"], result["old"]["ci"]
+    assert new_ci[1] - new_ci[0] > 0.5 and old_ci[1] - old_ci[0] > 0.5
+    assert new_ci[1] > old_ci[0], "the unpaired intervals overlap"
+    assert result["improved"] is True
+
+
+def test_a_worse_new_model_is_not_improved():
+    result = nll_comparison(_texts([x + 0.2 for x in OLD]), _texts(OLD))
+    assert result["delta"]["nll"] == 0.2
+    assert result["delta"]["ci"] == [0.2, 0.2]
+    assert result["improved"] is False
+
+
+def test_a_mixed_change_straddles_zero():
+    new = _texts([x + (0.5 if i % 2 else -0.5) for i, x in enumerate(OLD)])
+    result = nll_comparison(new, _texts(OLD))
+    assert result["delta"]["nll"] == 0.0
+    lo, hi = result["delta"]["ci"]
+    assert lo < 0 < hi
+    assert result["improved"] is None
+
+
+def test_texts_without_tokens_are_dropped_from_both_models():
+    new = [(-2.0, 2), (0.0, 0), (-3.0, 3), (-4.0, 4)]
+    old = [(-4.0, 2), (-5.0, 5), (-6.0, 3), (0.0, 0)]
+    result = nll_comparison(new, old)
+    assert (result["n"], result["tokens"]) == (2, 5)
+    assert result["new"]["nll"] == 1.0
+    assert result["old"]["nll"] == 2.0
+    assert result["delta"]["nll"] == -1.0
+
+
+def test_nll_comparison_without_texts():
+    empty = {"nll": None, "ci": None}
+    expected = {"n": 0, "tokens": 0, "new": empty, "old": empty, "delta": empty, "improved": None}
+    assert nll_comparison([], []) == expected
+    assert nll_comparison([(0.0, 0)], [(-1.0, 1)]) == expected
+
+
+def test_nll_comparison_of_one_text_has_no_interval():
+    result = nll_comparison([(-3.0, 3)], [(-6.0, 3)])
+    assert result == {
+        "n": 1,
+        "tokens": 3,
+        "new": {"nll": 1.0, "ci": None},
+        "old": {"nll": 2.0, "ci": None},
+        "delta": {"nll": -1.0, "ci": None},
+        "improved": None,
+    }
+
+
+def test_nll_comparison_rejects_texts_of_different_counts():
+    with pytest.raises(ValueError, match="2 texts for the new model but 1 for the old one"):
+        nll_comparison([(-1.0, 1), (-1.0, 1)], [(-1.0, 1)])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# headline
+# --------------------------------------------------------------------------------------------------------------
+
+HELDOUT = {
+    "n": 30,
+    "old": {"nll": 2.0, "ci": [1.8, 2.2]},
+    "new": {"nll": 1.95, "ci": [1.75, 2.15]},
+    "delta": {"nll": -0.05, "ci": [-0.12, 0.02]},
+    "improved": None,
+}
+HELDOUT_TEXT = (
+    "held-out answer NLL 2.000 → 1.950 nats/token (Δ -0.050, 95% CI [-0.120, +0.020]) on 30 seed pairs: no clear change"
+)
+
+
+def test_headline_is_the_win_rate_when_the_judge_is_consistent():
+    evaluation = {
+        "win_rate": 0.55,
+        "lc_win_rate": 0.52,
+        "n": 40,
+        "judge_consistency": 0.6,
+        "heldout": {"forward": HELDOUT},
+    }
+    assert headline(evaluation) == {
+        "measure": "win_rate",
+        "text": "win rate 55% (LC 52%) over 40 prompts; the judge was order-consistent on 60%",
+    }
+
+
+def test_headline_takes_the_win_rate_at_exactly_the_minimum_consistency():
+    evaluation = {"win_rate": 0.5, "lc_win_rate": 0.5, "n": 10, "judge_consistency": JUDGE_MIN_CONSISTENCY}
+    assert headline(evaluation)["measure"] == "win_rate"
+
+
+def test_headline_falls_back_to_heldout_nll_when_the_judge_is_inconsistent():
+    evaluation = {
+        "win_rate": 0.9,
+        "lc_win_rate": 0.9,
+        "n": 40,
+        "judge_consistency": 0.45,
+        "heldout": {"forward": HELDOUT},
+    }
+    assert headline(evaluation) == {"measure": "heldout_nll", "text": HELDOUT_TEXT}
+    assert headline({**evaluation, "judge_consistency": None}) == {"measure": "heldout_nll", "text": HELDOUT_TEXT}
+    assert headline({**evaluation, "judge_consistency": 0.9, "win_rate": None}) == {
+        "measure": "heldout_nll",
+        "text": HELDOUT_TEXT,
+    }
+
+
+def test_headline_of_a_real_heldout_comparison():
+    forward = nll_comparison(_texts([1.9, 2.4, 1.4]), _texts([2.0, 2.5, 1.5]))
+    assert headline({"judge_consistency": 0.2, "heldout": {"forward": forward}}) == {
+        "measure": "heldout_nll",
+        "text": "held-out answer NLL 2.000 → 1.900 nats/token (Δ -0.100, 95% CI [-0.100, -0.100]) on 3 seed pairs: "
+        "better",
+    }
+
+
+def test_headline_of_one_heldout_pair_uses_the_delta_for_the_interval():
+    forward = nll_comparison([(-6.0, 3)], [(-3.0, 3)])
+    assert headline({"heldout": {"forward": forward}}) == {
+        "measure": "heldout_nll",
+        "text": "held-out answer NLL 1.000 → 2.000 nats/token (Δ +1.000, 95% CI [+1.000, +1.000]) on 1 seed pairs: "
+        "no clear change",
+    }
+
+
+@pytest.mark.parametrize(
+    "evaluation",
+    [
+        {},
+        {"judge_consistency": 0.3, "win_rate": 0.7, "n": 10},
+        {"judge_consistency": 0.3, "win_rate": 0.7, "heldout": {}},
+        {"judge_consistency": 0.3, "win_rate": 0.7, "heldout": None},
+        {"judge_consistency": 0.3, "heldout": {"forward": nll_comparison([], [])}},
+    ],
+)
+def test_headline_without_a_reliable_measure(evaluation):
+    assert headline(evaluation) == {"measure": None, "text": "no reliable measure for this round"}
