@@ -27,7 +27,8 @@ TINY = {
     "batch_size": 2,
     "sample_size": 4,
     "curation": {"threshold": None, "top_k": 2},
-    "generation": {"augment_max_new_tokens": 24, "rewrite_max_new_tokens": 32},
+    # Long enough that a rewrite can finish: one cut at max_new_tokens is gated, and a gated pair is not kept.
+    "generation": {"augment_max_new_tokens": 32, "rewrite_max_new_tokens": 160},
     "training": {"max_steps": 1, "batch_size": 2, "max_length": 128},
     "evaluation": {"limit": 2, "max_new_tokens": 16},
 }
@@ -58,7 +59,10 @@ def test_two_rounds_feed_human_corrections_into_the_next_backward_model(burst_wo
     backward1 = r1.backward_model
     assert backward1.role == "backward" and backward1.round == r1 and backward1.parent == r1.base_model
     assert Path(backward1.path, "model.safetensors").is_file() and backward1.metrics["loss_curve"]
-    assert backward1.metrics["data"] == {"seed": 8}
+    # A quarter of the 8 seed pairs (the most a held-out split takes) is frozen out of every model's training.
+    held = set(r1.config["heldout"]["ids"])
+    assert len(held) == 2 and held <= set(SeedExample.objects.filter(source="seed").values_list("pk", flat=True))
+    assert backward1.metrics["data"] == {"seed": 6}
     augmented = r1.candidates.exclude(status=Candidate.Status.ERROR)
     assert augmented.exists()
     assert all(c.lineage["augment_model"] == backward1.path for c in augmented), "augment used M_yx(1)"
@@ -93,8 +97,12 @@ def test_two_rounds_feed_human_corrections_into_the_next_backward_model(burst_wo
     r1.refresh_from_db()
     assert r1.state == Round.State.CLOSED, job_errors(r1)
     m1 = r1.forward_model
-    assert m1.role == "forward" and m1.metrics["data"] == {"seed": 8, "web": 2}
+    assert m1.role == "forward" and m1.metrics["data"] == {"seed": 6, "web": 2}
     ev = r1.metrics["evaluation"]
+    # Held-out NLL of the 2 reference answers (M_1 vs the base) and instructions (M_yx(1) vs the base).
+    assert ev["heldout"]["forward"]["n"] == 2 and ev["heldout"]["backward"]["n"] == 2
+    assert ev["heldout"]["forward"]["new"]["nll"] > 0 and ev["heldout"]["forward"]["delta"]["ci"] is not None
+    assert 0.0 <= ev["judge_consistency"] <= 1.0 and ev["headline"]["measure"] in ("win_rate", "heldout_nll")
     assert ev["n"] == 2 and ev["wins"] + ev["ties"] + ev["losses"] == 2
     assert ev["candidate"]["id"] == m1.pk and ev["reference"]["id"] == r1.base_model_id
     assert all(p["candidate"] and p["reference"] for p in ev["pairs"])
@@ -111,7 +119,8 @@ def test_two_rounds_feed_human_corrections_into_the_next_backward_model(burst_wo
     r2.refresh_from_db()
     assert r2.state == Round.State.CLOSED, job_errors(r2)
     backward2 = r2.backward_model
-    assert backward2.metrics["data"] == {"seed": 10, "correction": 1}
+    assert backward2.metrics["data"] == {"seed": 8, "correction": 1}
+    assert set(r2.config["heldout"]["ids"]) == held, "the split is the same in every round"
     rows = [json.loads(line) for line in Path(backward2.path, "training_data.jsonl").read_text().splitlines()]
     [correction] = [r for r in rows if r["kind"] == "correction"]
     assert correction["completion"][0]["content"].endswith(corrected)
@@ -126,6 +135,12 @@ def test_two_rounds_feed_human_corrections_into_the_next_backward_model(burst_wo
     assert r2.metrics["evaluation"]["reference"]["id"] == m1.pk, "M_2 is evaluated against M_1"
     assert r2.forward_model.metrics["data"]["web"] == 2 + r2.candidates.filter(status="kept").count()
     assert Review.objects.count() == 3
+    held_texts = set(SeedExample.objects.filter(pk__in=held).values_list("instruction", flat=True))
+    for model in (backward1, m1, backward2, r2.forward_model):
+        rows = [json.loads(line) for line in Path(model.path, "training_data.jsonl").read_text().splitlines()]
+        assert rows and not {r["id"] for r in rows} & held, f"{model.name} trained on a held-out pair"
+        contents = [m["content"] for r in rows for m in r["prompt"] + r["completion"]]
+        assert not any(text.strip() in c for c in contents for text in held_texts)
 
 
 def test_a_worker_killed_during_training_resumes_from_its_checkpoint(burst_worker, model_dir, web_passages):

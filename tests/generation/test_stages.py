@@ -60,9 +60,17 @@ def test_a_round_runs_augment_curate_rewrite_on_a_real_worker_with_vllm(burst_wo
         assert c.instruction and 1.0 <= c.score <= 5.0
         assert sum(c.score_distribution) == pytest.approx(1.0)
         assert c.lineage["augment_backend"] == "vllm" and c.lineage["config_hash"] == rnd.config_hash
+        assert set(c.signals) == {"rubric", "agreement", "ifd", "nll_conditional", "nll_unconditional"}
+        assert c.lineage["signals_prompt"] == "likelihood.v1" and c.keep_score == c.signals["agreement"]
     kept = [c for c in ok if c.status == Candidate.Status.KEPT]
-    assert len(kept) == 3 and {c.status for c in ok} == {Candidate.Status.KEPT, Candidate.Status.DROPPED}
-    assert min(c.score for c in kept) >= max(c.score for c in ok if c.status == Candidate.Status.DROPPED)
+    # The top 3 by agreement were kept; a kept pair whose rewrite an output gate caught was dropped after it.
+    rewrite_gated = [c for c in ok if c.gate and c.rewritten_response]
+    assert len(kept) + len(rewrite_gated) == 3 and kept, [(c.gate, c.rewritten_response[:80]) for c in ok]
+    assert all(c.status == Candidate.Status.DROPPED and not c.kept_by_curation for c in rewrite_gated)
+    ungated_dropped = [c for c in ok if c.status == Candidate.Status.DROPPED and not c.gate]
+    assert min(c.keep_score for c in kept + rewrite_gated) >= max(
+        (c.keep_score for c in ungated_dropped), default=float("-inf")
+    )
     assert sum(bool(c.rewritten_response) for c in kept) >= 2
     augment_jobs = rnd.jobs.filter(stage="augment")
     assert all(j.status == Job.Status.DONE and j.result["completion_tokens"] > 0 for j in augment_jobs)
