@@ -164,7 +164,8 @@ def resolve_hparams(cfg: dict[str, Any], *, on_gpu: bool, seed: int = 0, per_dev
         batch = min(batch, CPU_LIMITS["batch_size"])
         max_length = min(max_length, CPU_LIMITS["max_length"])
         epochs = min(epochs, CPU_LIMITS["epochs"])
-        max_steps = min(max_steps or CPU_LIMITS["max_steps"], CPU_LIMITS["max_steps"])
+        # An explicit step count is honoured (the demo asks for several passes over its small seed set).
+        max_steps = max_steps or CPU_LIMITS["max_steps"]
     per_device = min(batch, per_device_max)
     return HParams(
         method=cfg["method"],

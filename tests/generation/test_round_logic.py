@@ -67,6 +67,8 @@ def test_hyperparameters_follow_the_papers_on_gpu_and_scale_down_on_cpu():
     assert full.learning_rate == 1e-5
     cpu = training.resolve_hparams(cfg, on_gpu=False)
     assert cpu.batch_size <= 4 and cpu.max_length <= 384 and cpu.max_steps == training.CPU_LIMITS["max_steps"]
+    asked = training.resolve_hparams({**cfg, "max_steps": 20}, on_gpu=False)
+    assert (asked.max_steps, asked.per_device_batch_size) == (20, 4), "an explicit step count is honoured"
     exact = training.resolve_hparams({**cfg, "scale_down_on_cpu": False}, on_gpu=False)
     assert exact.batch_size == 32
     assert (gpu.packing, cpu.packing) == (True, False), "packing by device unless the config says"

@@ -14,9 +14,60 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from generation import rounds, services, stages
+from generation import rounds, selectors, services, stages
 from generation.models import Corpus, ModelVersion, Round
+from generation.pipeline import signals
 from generation.pipeline.config import ConfigError, round_stages
+
+
+def _nll_line(label: str, h: dict[str, Any]) -> str:
+    old, new, delta = h["old"], h["new"], h["delta"]
+    ci = delta["ci"] or [delta["nll"], delta["nll"]]
+    verdict = {True: "better", False: "worse", None: "no clear change"}[h.get("improved")]
+    return (
+        f"{label}: {h['old_model']} {old['nll']:.3f} [{old['ci'][0]:.3f}, {old['ci'][1]:.3f}] → {h['new_model']} "
+        f"{new['nll']:.3f} [{new['ci'][0]:.3f}, {new['ci'][1]:.3f}] nats/token; Δ {delta['nll']:+.3f} "
+        f"[{ci[0]:+.3f}, {ci[1]:+.3f}]: {verdict}"
+        if old["ci"] and new["ci"]
+        else f"{label}: {h['old_model']} {old['nll']:.3f} → {h['new_model']} {new['nll']:.3f} nats/token"
+    )
+
+
+def round_report(rnd: Round) -> list[str]:
+    """What a round showed, for the terminal: its headline, the held-out NLL with intervals, the judge and
+    how reliable it was, the training losses, and what the output gates dropped. Honest when nothing improved."""
+    ev = rnd.metrics.get("evaluation") or {}
+    lines = []
+    if ev.get("headline"):
+        lines.append(f"Result: {ev['headline']['text']}")
+    for kind, label in (("forward", "held-out answers"), ("backward", "held-out instructions")):
+        h = (ev.get("heldout") or {}).get(kind)
+        if h and h.get("n"):
+            lines.append(_nll_line(f"{label} ({h['n']})", h))
+    if ev.get("n"):
+        consistency = ev.get("judge_consistency")
+        reliable = consistency is not None and consistency >= ev.get("judge_min_consistency", 0.5)
+        lines.append(
+            f"judge: win rate {ev['win_rate']:.0%}, ties {ev['tie_rate']:.0%} over {ev['n']} prompts; "
+            + (
+                f"order-consistent on {consistency:.0%}"
+                if reliable
+                else f"order-consistent on only {consistency or 0:.0%}: not reliable at this model size"
+            )
+        )
+    for model in (rnd.backward_model, rnd.forward_model):
+        curve = (model.metrics or {}).get("loss_curve") if model else None
+        if curve:
+            lines.append(f"{model.name}: training loss {curve[0][1]:.3f} → {curve[-1][1]:.3f} over {len(curve)} steps")
+    gated = selectors.round_gate_counts(rnd)
+    kept = rnd.candidates.filter(kept_by_curation=True).count()
+    lines.append(
+        f"curation kept {kept} pairs; output gates dropped "
+        + (", ".join(f"{g['n']} ({g['label']})" for g in gated) if gated else "none")
+    )
+    if not ev:
+        lines.append("not evaluated")
+    return lines
 
 
 class Command(BaseCommand):
@@ -27,9 +78,17 @@ class Command(BaseCommand):
         parser.add_argument("--model", help="base model directory (default: BACKFORTH_DEFAULT_MODEL)")
         parser.add_argument("--sample-size", type=int, default=200)
         parser.add_argument("--chunk-size", type=int, default=16)
+        parser.add_argument(
+            "--keep",
+            choices=signals.KEEP_RULES,
+            help="the signal that ranks pairs (default: agreement, which works at every model size)",
+        )
         group = parser.add_mutually_exclusive_group()
-        group.add_argument("--threshold", type=float, help="keep pairs scoring at least this (default 4.5)")
+        group.add_argument(
+            "--threshold", type=float, help="keep pairs at least this on the keep signal's scale (agreement: 0.1)"
+        )
         group.add_argument("--top-k", type=int, help="keep the k best-scored pairs instead")
+        parser.add_argument("--min-agreement", type=float, help="floor on agreement under any keep rule")
         parser.add_argument("--backend", default="auto", choices=["auto", "vllm", "transformers"])
         parser.add_argument("--order", default="filter_rewrite", choices=["filter_rewrite", "rewrite_filter"])
         parser.add_argument(
@@ -62,11 +121,15 @@ class Command(BaseCommand):
             return
         path = Path(options["model"] or settings.DEFAULT_MODEL).resolve()
         base, _ = ModelVersion.objects.get_or_create(role="base", path=str(path), defaults={"name": path.name})
-        curation = (
-            {"threshold": None, "top_k": options["top_k"]}
-            if options["top_k"]
-            else {"threshold": options["threshold"] if options["threshold"] is not None else 4.5}
-        )
+        curation: dict[str, Any] = {}
+        if options["keep"]:
+            curation["keep"] = options["keep"]
+        if options["top_k"] is not None:
+            curation["top_k"] = options["top_k"]
+        if options["threshold"] is not None:
+            curation["threshold"] = options["threshold"]
+        if options["min_agreement"] is not None:
+            curation["min_agreement"] = options["min_agreement"]
         config = {
             "backend": options["backend"],
             "sample_size": options["sample_size"],
@@ -101,13 +164,9 @@ class Command(BaseCommand):
                 continue
             self._follow_stage(rnd, stage)
         rnd.refresh_from_db()
-        evaluation = rnd.metrics.get("evaluation") or {}
-        summary = (
-            f"win rate {evaluation['win_rate']:.0%}, ties {evaluation['tie_rate']:.0%} over {evaluation['n']} prompts"
-            if evaluation.get("n")
-            else "not evaluated"
-        )
-        self.stdout.write(f"Round {rnd.number} {rnd.state}: {summary}")
+        self.stdout.write(self.style.SUCCESS(f"Round {rnd.number} {rnd.state}"))
+        for line in round_report(rnd):
+            self.stdout.write(f"  {line}")
 
     def _follow_stage(self, rnd: Round, stage: str) -> None:
         order = round_stages(rnd.config)
