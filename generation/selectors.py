@@ -232,6 +232,10 @@ def model_registry() -> list[ModelVersion]:
     models = list(ModelVersion.objects.select_related("parent", "round").order_by("-created_at", "-id"))
     for m in models:  # the sparkline wants the loss values alone
         m.metrics["loss_curve_values"] = [point[1] for point in m.metrics.get("loss_curve", [])]
+        # Held-out NLL against the model it replaces: forward models in their evaluation, backward ones apart.
+        m.heldout = ((m.metrics.get("evaluation") or {}).get("heldout") or {}).get("forward") or m.metrics.get(
+            "heldout"
+        )
     return models
 
 

@@ -314,6 +314,7 @@ def test_a_round_page_leads_with_a_reliable_measure_and_shows_gates_and_signal_a
     evaluation_["headline"] = headline(evaluation_)
     rnd.metrics = {"evaluation": evaluation_, "curation": {"n": 4, "signal_auc": {"rubric": 0.5, "agreement": 0.75}}}
     rnd.save()
+    ModelVersionFactory(role="forward", name="round-1-forward", round=rnd, metrics={"evaluation": evaluation_})
     seg = SegmentFactory(corpus=rnd.corpus)
     CandidateFactory(round=rnd, segment=seg, status="dropped", gate="repetitive_response", score=3.0)
     html = admin_client.get(reverse("round-detail", args=[rnd.number])).content.decode()
@@ -322,6 +323,8 @@ def test_a_round_page_leads_with_a_reliable_measure_and_shows_gates_and_signal_a
     assert 'id="heldout-nll"' in html and "[-0.300, -0.120]" in html
     assert "response repeats itself</span> 1" in html
     assert 'id="signal-auc"' in html and "0.75" in html
+    models = admin_client.get(reverse("model-list")).content.decode()
+    assert "held-out NLL 1.810 vs 2.020 (smol), Δ -0.210 [-0.300, -0.120]" in models and "judge unreliable" in models
 
 
 def test_the_model_registry_registers_only_real_model_directories(admin_client, tmp_path):
