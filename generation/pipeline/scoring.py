@@ -28,17 +28,3 @@ def expected_score(probs: Sequence[float]) -> float:
 def from_logprobs(logprobs: Sequence[float | None]) -> list[float]:
     """Option log-probabilities (None = not among those returned) to probabilities."""
     return [math.exp(lp) if lp is not None and math.isfinite(lp) else 0.0 for lp in logprobs]
-
-
-def keep_decisions(
-    scores: Sequence[float | None], *, threshold: float | None = None, top_k: int | None = None
-) -> list[bool]:
-    """Which items curation keeps: score >= threshold, or the top_k best (ties broken by position).
-    Items without a score are never kept."""
-    if (threshold is None) == (top_k is None):
-        raise ValueError("give exactly one of threshold or top_k")
-    if threshold is not None:
-        return [s is not None and s >= threshold for s in scores]
-    ranked = sorted((i for i, s in enumerate(scores) if s is not None), key=lambda i: (-scores[i], i))
-    chosen = set(ranked[: max(top_k, 0)])
-    return [i in chosen for i in range(len(scores))]

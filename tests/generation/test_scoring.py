@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from generation.pipeline.scoring import expected_score, from_logprobs, keep_decisions, normalize
+from generation.pipeline.scoring import expected_score, from_logprobs, normalize
 
 
 def test_expected_score_is_the_mean_under_the_renormalised_distribution():
@@ -21,12 +21,3 @@ def test_degenerate_distributions_are_uniform():
 
 def test_logprobs_to_probs_treats_missing_as_zero():
     assert from_logprobs([0.0, None, -math.inf, math.log(0.5), None]) == [1.0, 0.0, 0.0, 0.5, 0.0]
-
-
-def test_keep_by_threshold_or_top_k():
-    scores = [4.9, 3.0, None, 4.5, 4.49]
-    assert keep_decisions(scores, threshold=4.5) == [True, False, False, True, False]
-    assert keep_decisions(scores, top_k=2) == [True, False, False, True, False]
-    assert keep_decisions([4.0, 4.0, 4.0], top_k=2) == [True, True, False]
-    with pytest.raises(ValueError):
-        keep_decisions(scores)
