@@ -51,7 +51,7 @@ demo: model
 	@echo "System status: http://127.0.0.1:$${BACKFORTH_PORT:-8000}/status/   Logs: var/log/"
 	@echo "Stop it with: make stop"
 
-DEMO_ROUND_FLAGS = --train-steps 4 --eval-limit 8 --eval-max-new-tokens 96
+DEMO_ROUND_FLAGS = --train-steps 16 --eval-limit 6 --eval-max-new-tokens 96
 
 serve: venv services
 	@scripts/serve.sh start
@@ -83,6 +83,8 @@ bench: model
 	@$(PY) -m bench.generation
 	@echo "[bench] fine-tuning and evaluation benchmarks"
 	@$(PY) -m bench.finetune
+	@echo "[bench] curation signals and gates on labelled seed pairs, held-out NLL after fine-tuning (about 5 minutes)"
+	@$(PY) -m bench.curation
 	@echo "[bench] review queue and seed search (1M candidates, 20 concurrent annotators; own database)"
 	@$(PY) -m bench.review
 	@echo "[bench] corpus ingestion vs datatrove, peak memory of a large JSONL.gz"

@@ -128,6 +128,9 @@ def finetune(
         max_length=hparams.max_length,
         packing=hparams.packing,
         completion_only_loss=True,
+        # TRL turns gradient checkpointing on by default: it saves GPU memory by recomputing activations, which
+        # on a CPU (where memory is not the limit) only costs time.
+        gradient_checkpointing=gpu,
         logging_steps=1,
         save_strategy="steps",
         save_steps=max(1, total_steps // 4),

@@ -54,6 +54,11 @@ _LOOP = GopherRepetitionFilter(
 # ("Summarize the following document.\n\n<document>" is a good instruction).
 _ECHO_PATTERNS = [
     r"\bwhich question does the (?:text|passage) above answer\b",
+    # "What question does this text answer?", "Which question is the passage answering?": about the generation
+    # task (our own backward prompt, paraphrased), not a question a user would ask.
+    r"\b(?:what|which)\s+(?:question|instruction|prompt|query)s?\s+(?:does|do|did|is|would|could|might)\s+"
+    r"(?:the|this|that)\s+(?:text|passage|response|document|article|paragraph|excerpt|content|answer|snippet)\s+"
+    r"(?:answer|address|respond|answering|addressing|responding)",
     r"\b(?:write|generate|create|produce|give|provide|suggest|come up with)\b(?:\s+\w+){0,3}\s+"
     r"(?:instructions?|prompts?|questions?|queries|query|tasks?)\s+(?:for|that|which|to which|whose|based on|"
     r"from|about)\b(?:\s+\w+){0,3}\s+(?:response|answer|text|passage|document|article|output|paragraph|content)",

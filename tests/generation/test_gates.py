@@ -59,6 +59,8 @@ def test_an_empty_instruction_is_reported_before_an_empty_response():
     [
         "Write an instruction for the response below.",
         "Which question does the text above answer?",
+        "What question does this text answer?",
+        "Which instruction is the passage answering?",
         "Summarize the passage above.",
         "Generate a question that the following text answers.",
         "Explain the main idea of the given passage in two sentences.",

@@ -67,10 +67,11 @@ def test_hyperparameters_follow_the_papers_on_gpu_and_scale_down_on_cpu():
     assert full.learning_rate == 1e-5
     cpu = training.resolve_hparams(cfg, on_gpu=False)
     assert cpu.batch_size <= 4 and cpu.max_length <= 384 and cpu.max_steps == training.CPU_LIMITS["max_steps"]
+    assert cpu.learning_rate == 1e-3, "a few CPU steps need a higher LoRA rate"
     asked = training.resolve_hparams({**cfg, "max_steps": 20}, on_gpu=False)
     assert (asked.max_steps, asked.per_device_batch_size) == (20, 4), "an explicit step count is honoured"
     exact = training.resolve_hparams({**cfg, "scale_down_on_cpu": False}, on_gpu=False)
-    assert exact.batch_size == 32
+    assert (exact.batch_size, exact.learning_rate) == (32, 2e-4)
     assert (gpu.packing, cpu.packing) == (True, False), "packing by device unless the config says"
     assert training.resolve_hparams({**cfg, "packing": True}, on_gpu=False).packing is True
     with pytest.raises(ValueError, match="training.packing"):
