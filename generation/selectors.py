@@ -153,8 +153,31 @@ def round_stages(rnd: Round) -> list[dict[str, Any]]:
 
 
 def round_jobs(rnd: Round, *, limit: int = 50) -> list[Job]:
-    """The round's job log, newest activity first."""
-    return list(rnd.jobs.order_by("-started_at", "-id")[:limit])
+    """The round's job log, newest activity first, each with a one-line summary of its result."""
+    jobs = list(rnd.jobs.order_by("-started_at", "-id")[:limit])
+    for job in jobs:
+        job.summary = job_summary(job.stage, job.result or {})
+    return jobs
+
+
+def job_summary(stage: str, result: dict[str, Any]) -> str:
+    """What a finished job did, in a line (a template reading result.items would get the dict's method)."""
+    parts: list[str] = []
+    if result.get("final_loss") is not None:
+        parts.append(f"loss {result['final_loss']} · {result.get('steps')} steps · {result.get('seconds')} s")
+    elif stage == "evaluate" and result.get("n") is not None:
+        parts.append(f"{result['n']} prompts judged")
+        forward = (result.get("heldout") or {}).get("forward") or {}
+        if forward.get("n"):
+            parts.append(f"held-out NLL Δ {forward['delta']['nll']:+.3f} on {forward['n']} pairs")
+    elif "items" in result:
+        rate = result.get("completion_tokens_per_s")
+        parts.append(f"{result['items']} items" + (f" · {rate} tok/s" if rate else f" · {result.get('seconds')} s"))
+        if result.get("errors"):
+            parts.append(f"{result['errors']} errors")
+        if result.get("gated"):
+            parts.append(f"{result['gated']} gated")
+    return " · ".join(parts)
 
 
 def review_progress(rnd: Round) -> dict[str, int]:

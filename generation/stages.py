@@ -449,6 +449,7 @@ def candidate_gate(c: Candidate) -> str | None:
             instruction_cut=bool(c.lineage.get("augment_cut")),
             response_cut=bool(c.lineage.get("rewrite_cut")),
             check_response=rewritten,
+            source=c.segment.text,
         )
     )
 

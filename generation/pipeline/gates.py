@@ -83,6 +83,9 @@ class GateInput:
     instruction_cut: bool = False  # the model stopped at max_new_tokens while still writing it
     response_cut: bool = False
     check_response: bool = True  # False when the response is the web text itself (not model output)
+    # The text the backward model wrote the instruction from (the web text), when the response is a rewrite of
+    # it: an instruction copied from that text is the failure; a rewrite that restates the question is not.
+    source: str | None = None
 
 
 def _words(text: str) -> list[str]:
@@ -139,7 +142,10 @@ def gate_reason(item: GateInput) -> str | None:
         return "short_response"
     if is_prompt_echo(instruction):
         return "prompt_echo"
-    if len(_words(instruction)) >= COPY_MIN_WORDS and copy_share(instruction, response) >= COPY_MAX_SHARE:
+    if (
+        len(_words(instruction)) >= COPY_MIN_WORDS
+        and copy_share(instruction, item.source or response) >= COPY_MAX_SHARE
+    ):
         return "copied_response"
     # Repetition before the cut: a loop runs until max_new_tokens, and the loop is what went wrong.
     if is_repetitive(instruction):

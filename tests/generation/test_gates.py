@@ -195,3 +195,13 @@ def test_real_pairs_are_almost_never_gated():
         if (why := reason(instruction, response)) is not None
     ]
     assert len(gated) <= 0.05 * len(pairs), "\n".join(map(repr, gated))
+
+
+def test_a_rewrite_that_restates_the_question_is_not_a_copied_instruction():
+    instruction = "Explain how to use the built-in dict type to count how often each word occurs in a text."
+    rewrite = instruction + " You can loop over the words and add one to each word's entry, starting from zero."
+    web_text = "Counting words is a common task. A dictionary maps each word to its count as you read the text."
+    assert gate_reason(GateInput(instruction=instruction, response=rewrite)) == "copied_response"
+    assert gate_reason(GateInput(instruction=instruction, response=rewrite, source=web_text)) is None
+    copied = GateInput(instruction=" ".join(web_text.split()[:14]), response=rewrite, source=web_text)
+    assert gate_reason(copied) == "copied_response"

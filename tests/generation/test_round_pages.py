@@ -7,6 +7,7 @@ from annotation.models import SeedExample
 from generation.jobs import run_job
 from generation.models import Job, ModelVersion, Round
 from generation.pipeline.evaluation import headline
+from generation.selectors import job_summary
 from tests.factories import (
     CandidateFactory,
     CorpusFactory,
@@ -342,3 +343,19 @@ def test_round_admin_pages_are_for_admins_only(client, name):
     rnd = RoundFactory(state="review")
     assert client.post(reverse("round-close-review", args=[rnd.number])).status_code == 403
     assert client.post(reverse("round-cancel", args=[rnd.number])).status_code == 403
+
+
+def test_the_job_log_summarises_each_kind_of_job_in_a_line():
+    assert job_summary("train_forward", {"final_loss": 1.81, "steps": 16, "seconds": 158.2}) == (
+        "loss 1.81 · 16 steps · 158.2 s"
+    )
+    heldout = {"forward": {"n": 8, "delta": {"nll": -0.289}}}
+    assert (
+        job_summary("evaluate", {"n": 6, "heldout": heldout}) == "6 prompts judged · held-out NLL Δ -0.289 on 8 pairs"
+    )
+    assert job_summary("curate", {"items": 8, "completion_tokens_per_s": 0.0, "seconds": 20.5, "gated": 1}) == (
+        "8 items · 20.5 s · 1 gated"
+    )
+    assert job_summary("augment", {"items": 8, "completion_tokens_per_s": 14.2, "errors": 2}) == (
+        "8 items · 14.2 tok/s · 2 errors"
+    )
