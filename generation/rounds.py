@@ -367,7 +367,9 @@ def curation_quality(rnd: Round) -> dict[str, Any]:
     accepted = [r[2] != Candidate.Status.REJECTED for r in rows]
     keep_scores = [r[4] if r[4] is not None else r[0] for r in rows]
     agreement = evaluation.curation_agreement(keep_scores, [r[1] for r in rows], accepted)
-    return {**agreement, "signal_auc": signals.signal_aucs([r[3] or {} for r in rows], accepted)}
+    # Pairs curated before the likelihood signals existed still have their rubric score in `score`.
+    rows_signals = [{"rubric": r[0], **(r[3] or {})} for r in rows]
+    return {**agreement, "signal_auc": signals.signal_aucs(rows_signals, accepted)}
 
 
 RUNNERS: dict[str, Callable[[Job], dict[str, Any]]] = {

@@ -119,8 +119,8 @@ def test_disagreements_are_adjudicated_and_the_dashboard_measures_the_round(clie
     rnd = RoundFactory(state="review")
     rnd.config["review"]["overlap"] = 2
     rnd.save()
-    cand = CandidateFactory(round=rnd, status="kept", score=4.2, kept_by_curation=True)
-    other = CandidateFactory(round=rnd, status="kept", score=4.0, kept_by_curation=True)
+    cand = CandidateFactory(round=rnd, status="kept", score=4.2, kept_by_curation=True, signals={"agreement": 0.1})
+    other = CandidateFactory(round=rnd, status="kept", score=4.0, kept_by_curation=True, signals={"agreement": 0.3})
     queue.queue_build(round=rnd)
     a, b = UserFactory(username="ann-a", role="annotator"), UserFactory(username="ann-b", role="annotator")
     for user, verdicts in ((a, ("accept", "accept")), (b, ("reject", "accept"))):
@@ -138,6 +138,9 @@ def test_disagreements_are_adjudicated_and_the_dashboard_measures_the_round(clie
     assert ctx["agreement"]["items_with_overlap"] == 2 and ctx["agreement"]["disagreements"] == [cand.pk]
     assert [a["reviewer__username"] for a in ctx["annotators"]] == ["ann-a", "ann-b"]
     assert ctx["curation"]["n"] == 2 and "<svg" in dash.content.decode()
+    # the accepted pair has the higher agreement: a perfect ranking on these two; the rubric ranked them wrong
+    assert ctx["curation"]["signal_auc"] == {"rubric": 0.0, "agreement": 1.0, "ifd": None}
+    assert "AUC of agreement vs accept/reject</dt><dd>1.00" in dash.content.decode()
 
 
 def test_promoting_through_services_is_audited():
