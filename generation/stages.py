@@ -493,11 +493,11 @@ def run_rewrite(job: Job) -> dict[str, Any]:
                 # rewrite→filter the curate stage finds the gate and keeps it out of the keep rule.
                 c.gate = reason
                 stats.extra["gated"] += 1
-                if c.status == Candidate.Status.KEPT:
-                    c.status, c.kept_by_curation = Candidate.Status.DROPPED, False
+                if c.status == Candidate.Status.KEPT:  # kept_by_curation stays: the keep rule did keep it
+                    c.status = Candidate.Status.DROPPED
 
     _in_batches(job, ids, cfg["batch_size"], work, stats)
-    fields = ["rewritten_response", "lineage", "gate", "status", "kept_by_curation"]
+    fields = ["rewritten_response", "lineage", "gate", "status"]
     return _commit_chunk(job, stats, lambda: Candidate.objects.bulk_update([candidates[i] for i in ids], fields))
 
 

@@ -90,8 +90,10 @@ def test_annotator_reviews_with_the_keyboard_edits_undoes_and_sees_the_diff(page
     from annotation.queue import queue_build
     from tests.factories import CandidateFactory, RoundFactory, SegmentFactory
 
+    from generation.pipeline.config import validate
+
     UserFactory(username="ann", role="annotator")
-    rnd = RoundFactory(state="review")
+    rnd = RoundFactory(state="review", config=validate({"curation": {"keep": "rubric", "threshold": 4.5}}))
     evil = SegmentFactory(
         corpus=rnd.corpus,
         text="Tides rise twice a day. <script>window.__pwned=1</script><img src=x onerror=window.__pwned=2>",
