@@ -88,9 +88,8 @@ def test_admin_launches_a_round_from_the_form_and_watches_it_fail_clearly(page, 
 def test_annotator_reviews_with_the_keyboard_edits_undoes_and_sees_the_diff(page):
     from annotation.models import Candidate, Review
     from annotation.queue import queue_build
-    from tests.factories import CandidateFactory, RoundFactory, SegmentFactory
-
     from generation.pipeline.config import validate
+    from tests.factories import CandidateFactory, RoundFactory, SegmentFactory
 
     UserFactory(username="ann", role="annotator")
     rnd = RoundFactory(state="review", config=validate({"curation": {"keep": "rubric", "threshold": 4.5}}))
