@@ -90,7 +90,13 @@ def system_status() -> list[Check]:
 
 
 def recent_jobs(*, limit: int = 10) -> list[Job]:
-    return list(Job.objects.select_related("round").order_by("-id")[:limit])
+    """The newest jobs, each with its result's plain fields as (key, value) pairs: a template looping over
+    `result.items` gets the key "items" of a stage's result, not the dict's method."""
+    jobs = list(Job.objects.select_related("round").order_by("-id")[:limit])
+    for job in jobs:
+        result = job.result if isinstance(job.result, dict) else {}
+        job.result_fields = [(k, v) for k, v in result.items() if not isinstance(v, dict | list)]
+    return jobs
 
 
 def overview_counts() -> dict[str, Any]:

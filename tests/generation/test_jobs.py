@@ -90,3 +90,14 @@ def test_admin_sends_a_test_job_from_the_status_page(client, burst_worker):
     job = Job.objects.get()
     assert job.status == Job.Status.DONE
     assert "badge st-done" in page and job.result["host"] in page
+
+
+def test_the_status_page_shows_finished_stage_jobs_whose_result_has_an_items_key(client, db, redis_conn):
+    client.force_login(UserFactory(role="admin"))
+    Job.objects.create(
+        stage="curate", status=Job.Status.DONE, result={"items": 8, "gated": 1, "heldout": {"forward": {"n": 8}}}
+    )
+    response = client.get(reverse("status"))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<dt>items</dt><dd>8</dd>" in html and "<dt>gated</dt><dd>1</dd>" in html and "heldout" not in html
