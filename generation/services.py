@@ -168,7 +168,7 @@ def _seed_snapshot() -> dict[str, Any]:
     return {"examples": [[i, v, s] for i, v, s in rows], "count": len(rows), "hash": digest}
 
 
-def _heldout_ids(held: dict[str, Any]) -> list[int]:
+def _choose_heldout(held: dict[str, Any]) -> list[int]:
     """The human-written seed pairs (source `seed`) no model of the round trains on (pipeline/training.py)."""
     rows = SeedExample.objects.filter(is_active=True, source=Source.SEED).values_list("id", "instruction")
     return training.heldout_split(rows, fraction=held["fraction"], minimum=held["min"], maximum=held["max"])
@@ -187,7 +187,7 @@ def round_create(
         frozen["evaluation"]["prompts"] = default_eval_prompts()
         frozen["evaluation"]["prompt_set"] = "builtin"
     if frozen["heldout"]["ids"] is None:
-        frozen["heldout"]["ids"] = _heldout_ids(frozen["heldout"])
+        frozen["heldout"]["ids"] = _choose_heldout(frozen["heldout"])
     last = Round.objects.select_for_update().order_by("-number").first()
     previous = Round.objects.filter(state=Round.State.CLOSED).order_by("-number").first()
     return Round.objects.create(
