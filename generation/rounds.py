@@ -241,9 +241,10 @@ def _heldout_pairs(rnd: Round) -> list[tuple[str, str]]:
 
 
 def _loglik_all(
-    job: Job, rnd: Round, path: str, items: list[tuple[Any, str]], prefix: str = ""
+    job: Job, rnd: Round, path: str, items: list[tuple[Any, str]], done: int, total: int, prefix: str = ""
 ) -> list[tuple[float, int]]:
-    """(sum log p, tokens) of each completion under the model at `path`, batched; items are (messages, text)."""
+    """(sum log p, tokens) of each completion under the model at `path`, batched, reporting progress like
+    `_generate_all`; items are (messages, text)."""
     backend = stages.backend_for_path(rnd, "evaluate", path)
     out: list[tuple[float, int]] = []
     size = rnd.config["batch_size"]
@@ -252,6 +253,7 @@ def _loglik_all(
         batch = items[i : i + size]
         ll = backend.loglik([m for m, _ in batch], [t for _, t in batch], assistant_prefix=prefix)
         out += [(x.total, x.tokens) for x in ll]
+        services.job_progress(job=job, done=done + len(out), total=total)
     return out
 
 
@@ -290,10 +292,9 @@ def run_evaluate(job: Job) -> dict[str, Any]:
     judge = rnd.config["models"]["judge"] or rnd.base_model.path
     started = time.monotonic()
     answers_c = _generate_all(job, rnd, candidate.path, eval_prompts, 0, total, params)
-    held_c = _loglik_all(job, rnd, candidate.path, held["forward"])
-    answers_r = _generate_all(job, rnd, reference.path, eval_prompts, n, total, params)
-    held_r = _loglik_all(job, rnd, reference.path, held["forward"])
-    services.job_progress(job=job, done=2 * n + 2 * n_held, total=total)
+    held_c = _loglik_all(job, rnd, candidate.path, held["forward"], n, total)
+    answers_r = _generate_all(job, rnd, reference.path, eval_prompts, n + n_held, total, params)
+    held_r = _loglik_all(job, rnd, reference.path, held["forward"], 2 * n + n_held, total)
     generated = time.monotonic()
     backend = stages.backend_for_path(rnd, "evaluate", judge)
     first = [prompts.judge_messages(p, c, r) for p, c, r in zip(eval_prompts, answers_c, answers_r, strict=True)]
@@ -314,8 +315,9 @@ def run_evaluate(job: Job) -> dict[str, Any]:
         }
     }
     if backward is not None and n_held:
-        bw_base = _loglik_all(job, rnd, rnd.base_model.path, held["backward"], prompts.BACKWARD_PREFIX)
-        bw_new = _loglik_all(job, rnd, backward.path, held["backward"], prompts.BACKWARD_PREFIX)
+        done = 4 * n + 2 * n_held
+        bw_base = _loglik_all(job, rnd, rnd.base_model.path, held["backward"], done, total, prompts.BACKWARD_PREFIX)
+        bw_new = _loglik_all(job, rnd, backward.path, held["backward"], done + n_held, total, prompts.BACKWARD_PREFIX)
         heldout["backward"] = {
             **evaluation.nll_comparison(bw_new, bw_base, seed=rnd.config["seed"]),
             "new_model": backward.name,
