@@ -69,10 +69,15 @@ def test_two_rounds_feed_human_corrections_into_the_next_backward_model(burst_wo
 
     # Review: one instruction corrected, one pair rejected, one dropped pair accepted by the audit.
     annotator = UserFactory(role="annotator")
-    # The two pairs the keep rule kept (an output gate may have dropped one after its rewrite: still reviewable).
-    kept = list(r1.candidates.filter(kept_by_curation=True).order_by("pk"))
-    dropped = r1.candidates.filter(status=Candidate.Status.DROPPED, kept_by_curation=False).first()
-    assert len(kept) == 2 and dropped is not None
+    # Reviewable pairs, those the keep rule kept first. How many it kept depends on what the output gates let
+    # through (the tiny model's output varies with its training), so the expected curation counts follow.
+    reviewable = list(
+        r1.candidates.filter(status__in=[Candidate.Status.KEPT, Candidate.Status.DROPPED]).order_by(
+            "-kept_by_curation", "pk"
+        )
+    )
+    assert len(reviewable) >= 3 and reviewable[0].kept_by_curation, [(c.status, c.gate) for c in r1.candidates.all()]
+    kept, dropped = reviewable[:2], reviewable[-1]
     corrected = "CORRECTED: What does this passage explain, step by step?"
     annotation_services.candidate_review(
         candidate_id=kept[0].pk, reviewer=annotator, action="edit", version=kept[0].version, instruction=corrected
@@ -109,7 +114,10 @@ def test_two_rounds_feed_human_corrections_into_the_next_backward_model(burst_wo
     assert all(p["candidate"] and p["reference"] for p in ev["pairs"])
     assert 0.0 <= ev["lc_win_rate"] <= 1.0
     curation = r1.metrics["curation"]
-    assert (curation["n"], curation["tp"], curation["fp"], curation["fn"]) == (3, 1, 1, 1)
+    # accepted: kept[0] (edited) and dropped; rejected: kept[1]
+    by_curation = [kept[0].kept_by_curation, kept[1].kept_by_curation, dropped.kept_by_curation]
+    expected = (3, by_curation[0] + by_curation[2], int(by_curation[1]), 2 - by_curation[0] - by_curation[2])
+    assert (curation["n"], curation["tp"], curation["fp"], curation["fn"]) == expected
     assert m1.metrics["evaluation"]["n"] == 2
 
     # Round 2: M_yx(2) learns round 1's correction; curation uses M_1. Review skipped: it runs to the end.
