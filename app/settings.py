@@ -87,6 +87,8 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# Two checkouts on one machine can test side by side, each in its own test database.
+DATABASES["default"]["TEST"] = {"NAME": env_str("BACKFORTH_TEST_DB_NAME", "") or None}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://…): Backforth needs it")
 
