@@ -222,10 +222,24 @@ def queue_counts(*, user: AbstractBaseUser, round: Any) -> dict[str, Any]:
 # --- deciding ---------------------------------------------------------------------------------------------
 
 
+NOT_YOURS = (
+    "this pair is not yours to decide now: it is not in your queue, your hold on it ran out, or you already "
+    "decided on it"
+)
+
+
+def _refuse_unless_in_review(rnd: Any) -> None:
+    from generation.models import Round
+
+    if rnd.state != Round.State.REVIEW:
+        raise services.NotYours(f"round {rnd.number} is not in review")
+
+
 @transaction.atomic
 def queue_decide(
     *,
     user: AbstractBaseUser,
+    round: Any,
     candidate_id: int,
     version: int,
     action: str,
@@ -236,12 +250,21 @@ def queue_decide(
 ) -> Candidate:
     """Record a decision (accept / edit / reject) or a skip, release the lease and update the queue.
 
+    Only on a pair of this round that is in the queue, leased to this user now (queue_next hands it out) and
+    not decided by them already: anything else raises services.NotYours, with one message whatever the cause.
     Raises services.StaleVersion when the pair changed since this annotator loaded it (for pairs reviewed by
     one person; with overlap each annotator's decision is their own and disagreements go to adjudication)."""
+    _refuse_unless_in_review(round)
     now = timezone.now()
-    candidate = Candidate.objects.select_for_update().get(pk=candidate_id)
-    lease = Lease.objects.filter(candidate=candidate, user=user).first()
-    seconds = min((now - lease.created_at).total_seconds(), MAX_SECONDS_PER_ITEM) if lease else None
+    candidate = Candidate.objects.select_for_update().filter(pk=candidate_id, round=round).first()
+    if candidate is None or not candidate.in_queue:
+        raise services.NotYours(NOT_YOURS)
+    lease = Lease.objects.filter(candidate=candidate, user=user, expires_at__gt=now).first()
+    if lease is None:
+        raise services.NotYours(NOT_YOURS)
+    if Review.objects.filter(candidate=candidate, reviewer=user, action__in=DECISIONS, undone_by__isnull=True).exists():
+        raise services.NotYours(NOT_YOURS)
+    seconds = min((now - lease.created_at).total_seconds(), MAX_SECONDS_PER_ITEM)
     if action == Review.Action.SKIP:
         Review.objects.create(candidate=candidate, reviewer=user, action=action, seconds_spent=seconds)
         Lease.objects.filter(candidate=candidate, user=user).delete()
@@ -250,8 +273,6 @@ def queue_decide(
         raise services.ReviewError(f"unknown reason {reason!r}")
     if action == Review.Action.REJECT and reason == "other" and not reason_text.strip():
         raise services.ReviewError("say why in a few words when the reason is 'other'")
-    if Review.objects.filter(candidate=candidate, reviewer=user, action__in=DECISIONS, undone_by__isnull=True).exists():
-        raise services.StaleVersion(f"you already decided on pair {candidate_id}")
     overlap = candidate.reviews_needed > 1
     candidate = services.candidate_review(
         candidate_id=candidate_id,
@@ -275,7 +296,9 @@ def queue_decide(
 @transaction.atomic
 def queue_undo(*, user: AbstractBaseUser, round: Any) -> Candidate | None:
     """Take back this annotator's last decision in the round: the pair returns to the state it had before,
-    back in the queue and held by them. Refused if someone changed the pair since."""
+    back in the queue and held by them. Refused if someone changed the pair since, and once the round has left
+    review (its decisions have fed the seed)."""
+    _refuse_unless_in_review(round)
     last = (
         Review.objects.filter(reviewer=user, candidate__round=round, action__in=DECISIONS, undone_by__isnull=True)
         .order_by("-created_at", "-id")

@@ -110,8 +110,27 @@ def disagreements(limit: int = 100) -> list[dict[str, Any]]:
         )
     )
     open_ids = [i for i in ids if str(i) not in settled][:limit]
-    candidates = Candidate.objects.filter(pk__in=open_ids).select_related("segment", "round")
+    # Only rounds still in review: a closed round's pairs have fed the seed already.
+    candidates = Candidate.objects.filter(pk__in=open_ids, round__state="review").select_related("segment", "round")
     return [{"candidate": c, "votes": sorted(by_item[c.pk].items())} for c in candidates]
+
+
+def is_open_disagreement(candidate: Candidate) -> bool:
+    """True when annotators disagree on this pair (overlap), its round is still in review and no curator has
+    settled it yet: the only pairs a curator may adjudicate."""
+    from annotation.models import Review
+    from generation.models import Round
+
+    if candidate.round.state != Round.State.REVIEW:
+        return False
+    labels = {
+        "reject" if action == "reject" else "accept"
+        for action in Review.objects.filter(
+            candidate=candidate, action__in=["accept", "edit", "reject"], undone_by__isnull=True
+        ).values_list("action", flat=True)
+    }
+    settled = AuditEvent.objects.filter(action="candidate.adjudicate", object_id=str(candidate.pk)).exists()
+    return len(labels) > 1 and not settled
 
 
 def round_dashboard(rnd: Any) -> dict[str, Any]:

@@ -61,6 +61,12 @@ class StaleVersion(Exception):
     """The candidate changed since the reviewer loaded it: their decision is refused, never merged silently."""
 
 
+class NotYours(Exception):
+    """The pair is not this user's to decide now (not in the round's queue, not held by them, already decided
+    by them, or the round is not in review). One message for every case: a refusal tells nothing about the
+    pair it protects."""
+
+
 class ReviewError(ValueError):
     """A review decision that cannot be applied (wrong action, missing reason, not reviewable)."""
 
@@ -231,9 +237,13 @@ def seed_import(*, user: AbstractBaseUser | None, name: str, text: str, fmt: str
 @transaction.atomic
 def candidate_adjudicate(*, user: AbstractBaseUser, candidate: Candidate, decision: str) -> Candidate:
     """A curator settles a pair annotators disagreed on: the final status is theirs, recorded in the audit."""
+    from annotation.selectors import is_open_disagreement
+
     if decision not in ("accept", "reject"):
         raise ReviewError("adjudicate with accept or reject")
-    locked = Candidate.objects.select_for_update().select_related("segment").get(pk=candidate.pk)
+    locked = Candidate.objects.select_for_update().select_related("segment", "round").get(pk=candidate.pk)
+    if not is_open_disagreement(locked):
+        raise NotYours(f"pair {locked.pk} has no open disagreement (settled already, or its round left review)")
     before = {"status": locked.status}
     if decision == "accept":
         locked.status = (

@@ -5,13 +5,13 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation import formats, queue, selectors, services
 from annotation.diff import word_diff
-from annotation.forms import DecisionForm, SeedExampleForm
+from annotation.forms import AdjudicateForm, DecisionForm, SeedExampleForm
 from annotation.models import Candidate, SeedExample, Source
 from annotation.roles import ANNOTATOR, CURATOR, role_required
 from generation.models import Round
@@ -162,9 +162,17 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 def adjudicate(request: HttpRequest) -> HttpResponse:
     """Pairs annotators disagreed on (overlap), for a curator to settle."""
     if request.method == "POST":
-        candidate = get_object_or_404(Candidate, pk=request.POST.get("candidate_id"))
-        services.candidate_adjudicate(user=request.user, candidate=candidate, decision=request.POST.get("decision", ""))
-        messages.success(request, f"Pair {candidate.pk} settled: {request.POST.get('decision')}.")
+        form = AdjudicateForm(request.POST)
+        if not form.is_valid():
+            return HttpResponseBadRequest(f"Bad adjudication: {form.errors.as_text()}", content_type="text/plain")
+        candidate = get_object_or_404(Candidate, pk=form.cleaned_data["candidate_id"])
+        decision = form.cleaned_data["decision"]
+        try:
+            services.candidate_adjudicate(user=request.user, candidate=candidate, decision=decision)
+        except services.NotYours as exc:
+            messages.error(request, f"Not saved: {exc}.")
+        else:
+            messages.success(request, f"Pair {candidate.pk} settled: {decision}.")
         return redirect("adjudicate")
     return render(request, "annotation/adjudicate.html", {"items": selectors.disagreements()})
 
@@ -233,6 +241,7 @@ def review_decide(request: HttpRequest, number: int) -> HttpResponse:
     try:
         queue.queue_decide(
             user=request.user,
+            round=rnd,
             candidate_id=data["candidate_id"],
             version=data["version"],
             action=data["action"],
@@ -241,14 +250,12 @@ def review_decide(request: HttpRequest, number: int) -> HttpResponse:
             reason=data["reason"],
             reason_text=data["reason_text"],
         )
-    except services.StaleVersion as exc:
-        current = Candidate.objects.select_related("segment", "round").filter(pk=data["candidate_id"]).first()
-        return _render_item(
-            request, rnd, current, status=409, error=f"Not saved: {exc}. Here is the pair as it is now."
-        )
-    except services.ReviewError as exc:
-        current = Candidate.objects.select_related("segment", "round").get(pk=data["candidate_id"])
-        return _render_item(request, rnd, current, status=400, error=str(exc))
+    except (services.StaleVersion, services.NotYours, services.ReviewError) as exc:
+        # Whatever was refused, the page shows this annotator's own current item (the one they hold, as it is
+        # now), never the pair they named: a refusal shows nothing of a pair that is not theirs.
+        status = 400 if isinstance(exc, services.ReviewError) else 409
+        error = str(exc) if status == 400 else f"Not saved: {exc}."
+        return _render_item(request, rnd, queue.queue_next(user=request.user, round=rnd), status=status, error=error)
     done = {"accept": "Accepted", "edit": "Saved your edit", "reject": "Rejected", "skip": "Skipped"}[data["action"]]
     return _render_item(request, rnd, queue.queue_next(user=request.user, round=rnd), notice=f"{done}. U undoes it.")
 
@@ -259,7 +266,7 @@ def review_undo(request: HttpRequest, number: int) -> HttpResponse:
     rnd = _review_round(number)
     try:
         candidate = queue.queue_undo(user=request.user, round=rnd)
-    except services.StaleVersion as exc:
+    except (services.StaleVersion, services.NotYours) as exc:
         return _render_item(request, rnd, queue.queue_next(user=request.user, round=rnd), status=409, error=str(exc))
     if candidate is None:
         return _render_item(request, rnd, queue.queue_next(user=request.user, round=rnd), error="Nothing to undo.")

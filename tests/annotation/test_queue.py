@@ -44,13 +44,13 @@ def test_decide_undo_and_skip():
     first = queue.queue_next(user=ann, round=rnd)
     assert queue.queue_next(user=ann, round=rnd) == first, "the held item comes back until decided"
     Lease.objects.filter(user=ann).update(created_at=timezone.now() - timedelta(seconds=12))
-    queue.queue_decide(user=ann, candidate_id=first.pk, version=first.version, action="accept")
+    queue.queue_decide(user=ann, round=rnd, candidate_id=first.pk, version=first.version, action="accept")
     first.refresh_from_db()
     assert (first.status, first.in_queue, first.reviews_done) == ("accepted", False, 1)
     assert 11 <= Review.objects.get(action="accept").seconds_spent < 60, "time on the item is recorded"
     second = queue.queue_next(user=ann, round=rnd)
     assert second != first
-    queue.queue_decide(user=ann, candidate_id=second.pk, version=second.version, action="skip")
+    queue.queue_decide(user=ann, round=rnd, candidate_id=second.pk, version=second.version, action="skip")
     third = queue.queue_next(user=ann, round=rnd)
     assert third not in (first, second), "a skipped item waits until the rest is done"
     undone = queue.queue_undo(user=ann, round=rnd)
@@ -94,7 +94,7 @@ def test_two_annotators_racing_never_hold_the_same_item():
                 if item is None:
                     break
                 taken[user.pk].append(item.pk)
-                queue.queue_decide(user=user, candidate_id=item.pk, version=item.version, action="accept")
+                queue.queue_decide(user=user, round=rnd, candidate_id=item.pk, version=item.version, action="accept")
         except BaseException as exc:  # surfaced below
             errors.append(exc)
         finally:
@@ -119,9 +119,9 @@ def test_with_overlap_each_item_goes_to_two_different_annotators():
     assert queue.queue_next(user=a, round=rnd) == cand
     assert queue.queue_next(user=b, round=rnd) == cand
     assert queue.queue_next(user=c, round=rnd) is None, "two people hold it already"
-    queue.queue_decide(user=a, candidate_id=cand.pk, version=cand.version, action="accept")
+    queue.queue_decide(user=a, round=rnd, candidate_id=cand.pk, version=cand.version, action="accept")
     assert queue.queue_next(user=a, round=rnd) is None, "never twice to the same person"
-    queue.queue_decide(user=b, candidate_id=cand.pk, version=cand.version, action="reject", reason="unsafe")
+    queue.queue_decide(user=b, round=rnd, candidate_id=cand.pk, version=cand.version, action="reject", reason="unsafe")
     cand.refresh_from_db()
     assert (cand.reviews_done, cand.in_queue) == (2, False)
 
@@ -177,3 +177,115 @@ def test_gates_do_not_change_a_plan_without_gated_pairs():
     assert queue.plan_queue(scored, threshold=4.5, audit_fraction=0.2, seed=0, gates={1: "cut_response"}) == plain, (
         "a gate on a kept pair changes nothing"
     )
+
+
+# --- rights: a decision only on a pair that is this annotator's now --------------------------------------------
+
+
+def _refused(user, rnd, cand, **kw) -> None:
+    with pytest.raises(services.NotYours) as info:
+        queue.queue_decide(user=user, round=rnd, candidate_id=cand.pk, version=cand.version, action="accept", **kw)
+    assert str(info.value) == queue.NOT_YOURS or "not in review" in str(info.value)
+
+
+@pytest.mark.django_db
+def test_a_pair_leased_to_someone_else_cannot_be_decided():
+    rnd, [cand] = make_queue(1)
+    owner, intruder = UserFactory(role="annotator"), UserFactory(role="annotator")
+    assert queue.queue_next(user=owner, round=rnd) == cand
+    _refused(intruder, rnd, cand)
+    cand.refresh_from_db()
+    assert (cand.status, cand.version, cand.in_queue) == ("kept", 1, True)
+    assert not Review.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_pair_of_another_round_or_out_of_the_queue_cannot_be_decided():
+    rnd, [mine] = make_queue(1)
+    other_rnd, [theirs] = make_queue(1)
+    ann = UserFactory(role="annotator")
+    queue.queue_next(user=ann, round=other_rnd)  # held in its own round …
+    _refused(ann, rnd, theirs)  # … but named under another round's URL
+    dropped = CandidateFactory(round=rnd, status="dropped", score=1.0)  # never queued
+    Lease.objects.create(candidate=dropped, user=ann, expires_at=timezone.now() + timedelta(minutes=5))
+    _refused(ann, rnd, dropped)
+    assert not Review.objects.exists() and mine.status == "kept"
+
+
+@pytest.mark.django_db
+def test_an_expired_hold_a_decided_pair_and_a_closed_round_refuse_the_decision():
+    rnd, [a, b] = make_queue(2, overlap=2)
+    ann = UserFactory(role="annotator")
+    first = queue.queue_next(user=ann, round=rnd)
+    Lease.objects.filter(user=ann).update(expires_at=timezone.now() - timedelta(seconds=1))
+    _refused(ann, rnd, first)
+    first = queue.queue_next(user=ann, round=rnd)  # claimed again: now it can be decided
+    queue.queue_decide(user=ann, round=rnd, candidate_id=first.pk, version=first.version, action="accept")
+    first.refresh_from_db()
+    assert first.in_queue, "overlap 2: it waits for a second annotator"
+    Lease.objects.create(candidate=first, user=ann, expires_at=timezone.now() + timedelta(minutes=5))
+    _refused(ann, rnd, first)  # a second decision by the same person would overwrite their first
+    second = queue.queue_next(user=ann, round=rnd)
+    rnd.state = "train_forward"
+    rnd.save()
+    _refused(ann, rnd, second)
+    with pytest.raises(services.NotYours):
+        queue.queue_undo(user=ann, round=rnd)
+    assert Review.objects.filter(action="accept").count() == 1
+
+
+@pytest.mark.django_db
+def test_undo_takes_back_only_ones_own_decision():
+    rnd, [cand, _] = make_queue(2)
+    a, b = UserFactory(role="annotator"), UserFactory(role="annotator")
+    item = queue.queue_next(user=a, round=rnd)
+    queue.queue_decide(user=a, round=rnd, candidate_id=item.pk, version=item.version, action="accept")
+    assert queue.queue_undo(user=b, round=rnd) is None, "b has nothing to undo"
+    item.refresh_from_db()
+    assert item.status == "accepted"
+
+
+@pytest.mark.django_db
+def test_a_refused_decision_shows_nothing_of_the_pair_it_protects(client):
+    rnd, [victim, own] = make_queue(2)
+    Candidate.objects.filter(pk=victim.pk).update(instruction="SECRET-VICTIM-INSTRUCTION")
+    owner, intruder = UserFactory(role="annotator"), UserFactory(role="annotator")
+    assert queue.queue_next(user=owner, round=rnd).pk in (victim.pk, own.pk)
+    held = Lease.objects.get(user=owner).candidate
+    Candidate.objects.filter(pk=held.pk).update(instruction="SECRET-HELD-INSTRUCTION")
+    held.refresh_from_db()
+    client.force_login(intruder)
+    client.get(reverse("review-queue", args=[rnd.number]))  # the intruder holds the other pair
+    for version in (1, 2, 99):
+        response = client.post(
+            reverse("review-decide", args=[rnd.number]),
+            {"candidate_id": held.pk, "version": version, "action": "accept"},
+            headers={"HX-Request": "true"},
+        )
+        body = response.content.decode()
+        assert response.status_code == 409 and "not yours to decide" in body
+        assert held.instruction not in body, "the page shows the intruder's own item, not the one they named"
+    held.refresh_from_db()
+    assert held.status == "kept" and held.version == 1
+    unknown = client.post(
+        reverse("review-decide", args=[rnd.number]),
+        {"candidate_id": 2**62, "version": 1, "action": "accept"},
+        headers={"HX-Request": "true"},
+    )
+    assert unknown.status_code == 409
+
+
+@pytest.mark.django_db
+def test_only_an_open_disagreement_can_be_adjudicated(client):
+    rnd, [cand] = make_queue(1)
+    ann = UserFactory(role="annotator")
+    item = queue.queue_next(user=ann, round=rnd)
+    queue.queue_decide(user=ann, round=rnd, candidate_id=item.pk, version=item.version, action="accept")
+    client.force_login(UserFactory(role="curator"))
+    response = client.post(reverse("adjudicate"), {"candidate_id": cand.pk, "decision": "reject"}, follow=True)
+    assert "no open disagreement" in response.content.decode()
+    cand.refresh_from_db()
+    assert cand.status == "accepted", "an annotator's settled decision is not overturned through adjudication"
+    for bad in ({"candidate_id": "abc", "decision": "reject"}, {"candidate_id": cand.pk, "decision": "maybe"}, {}):
+        assert client.post(reverse("adjudicate"), bad).status_code == 400
+    assert client.post(reverse("adjudicate"), {"candidate_id": 2**40, "decision": "accept"}).status_code == 404
