@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -146,12 +149,41 @@ TRAINED_MODELS_DIR = env_path(
     "BACKFORTH_TRAINED_MODELS_DIR", MODELS_DIR / ("test-rounds" if TESTING else "rounds"), base=BASE_DIR
 )
 
+# Logs: every ERROR (Django's 500s with their method and path included) also goes to LOG_DIR/errors.log, one
+# JSON record a line, which the status page reads back (app/errorlog.py). A test run logs into a temporary
+# directory of its own, never into the checkout's var/log.
+if TESTING:
+    LOG_DIR = Path(tempfile.mkdtemp(prefix="backforth-test-log-"))
+    atexit.register(shutil.rmtree, LOG_DIR, ignore_errors=True)
+else:
+    LOG_DIR = env_path("BACKFORTH_LOG_DIR", DATA_DIR / "log", base=BASE_DIR)
+try:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+except OSError as exc:
+    raise ImproperlyConfigured(f"cannot create the log directory {LOG_DIR}: {exc} (set BACKFORTH_LOG_DIR)") from exc
+ERROR_LOG_FILE = LOG_DIR / "errors.log"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("BACKFORTH_LOG_LEVEL", "INFO")},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "jsonline": {"()": "app.errorlog.JsonLineFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "errors_file": {
+            "class": "logging.handlers.RotatingFileHandler",
+            "filename": str(ERROR_LOG_FILE),
+            "maxBytes": 5 * 2**20,
+            "backupCount": 3,
+            "encoding": "utf-8",
+            "delay": True,
+            "level": "ERROR",
+            "formatter": "jsonline",
+        },
+    },
+    "root": {"handlers": ["console", "errors_file"], "level": env_str("BACKFORTH_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 

@@ -1,7 +1,9 @@
+import os
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from app.env import env_bool, env_int, load_dotenv, redis_url, redis_url_with_db
+from app.env import env_bool, env_int, load_dotenv, redact_url, redis_url, redis_url_with_db
 
 
 def test_env_bool_reads_common_spellings(monkeypatch):
@@ -36,8 +38,6 @@ def test_dotenv_does_not_override_and_reports_bad_lines(tmp_path, monkeypatch):
     monkeypatch.setenv("X_A", "from-env")
     monkeypatch.delenv("X_B", raising=False)
     load_dotenv(env)
-    import os
-
     assert os.environ["X_A"] == "from-env"
     assert os.environ["X_B"] == "quoted"
     monkeypatch.delenv("X_B")
@@ -48,5 +48,21 @@ def test_dotenv_does_not_override_and_reports_bad_lines(tmp_path, monkeypatch):
 
 def test_settings_use_postgres_and_a_test_redis_db(settings):
     assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
-    assert settings.REDIS_URL.endswith("/15")
+    # Its own logical database: 15 on the configured server, or the one TEST_REDIS_URL names.
+    assert os.environ.get("TEST_REDIS_URL", redis_url_with_db(settings.REDIS_URL, 15)) == settings.REDIS_URL
     assert settings.RQ == {"COMMIT_MODE": "on_db_commit"}
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:s3cret@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("postgres://backforth:p%40ss@db:5432/backforth", "postgres://backforth:***@db:5432/backforth"),
+        ("redis://user:pw@[::1]:6380/1", "redis://user:***@[::1]:6380/1"),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("postgres://backforth@db/x", "postgres://backforth@db/x"),
+        ("redis://host/0?password=pw&ssl=1", "redis://host/0?password=***&ssl=1"),
+    ],
+)
+def test_redact_url_hides_only_the_password(url, shown):
+    assert redact_url(url) == shown
