@@ -13,6 +13,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
+# Secret keys that were ever shipped in this repository (or Django's startproject template): never valid.
+PLACEHOLDER_SECRET_KEYS = {"change-me-in-production", "backforth-insecure-local-key-set-DJANGO_SECRET_KEY"}
+MIN_SECRET_KEY_LENGTH = 32
 _FALSE = {"0", "false", "no", "off", ""}
 
 
@@ -98,3 +101,14 @@ def redact_url(url: str) -> str:
         if any(k.lower() == "password" for k, _ in pairs):
             query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="*")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why `key` must not sign sessions and tokens (None when it is fine): empty, short or a known placeholder."""
+    if not key:
+        return "is empty"
+    if key in PLACEHOLDER_SECRET_KEYS or key.startswith("django-insecure-"):
+        return "is a published placeholder"
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        return f"is {len(key)} characters long (at least {MIN_SECRET_KEY_LENGTH} random ones are needed)"
+    return None

@@ -20,6 +20,7 @@ from app.env import (
     load_dotenv,
     redis_url,
     redis_url_with_db,
+    secret_key_problem,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -29,9 +30,17 @@ load_dotenv(BASE_DIR / ".env")
 TESTING = "PYTEST_VERSION" in os.environ
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-# A local tool by default: a fixed development key keeps sessions valid across restarts; set your own
-# DJANGO_SECRET_KEY for any shared deployment.
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "") or "backforth-insecure-local-key-set-DJANGO_SECRET_KEY"
+# Each machine has its own random key in .env (scripts/secrets.sh, run by make); no key, a short one or a published
+# placeholder refuses to start. Tests sign with a fixed key of their own.
+if TESTING:
+    SECRET_KEY = "backforth-test-run-only-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+else:
+    SECRET_KEY = env_str("DJANGO_SECRET_KEY", "").strip()
+    if problem := secret_key_problem(SECRET_KEY):
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY {problem}: run scripts/secrets.sh (or make), which writes a random key into .env, "
+            "or set DJANGO_SECRET_KEY to 50 random characters"
+        )
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 

@@ -3,7 +3,7 @@ import os
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from app.env import env_bool, env_int, load_dotenv, redact_url, redis_url, redis_url_with_db
+from app.env import env_bool, env_int, load_dotenv, redact_url, redis_url, redis_url_with_db, secret_key_problem
 
 
 def test_env_bool_reads_common_spellings(monkeypatch):
@@ -66,3 +66,33 @@ def test_settings_use_postgres_and_a_test_redis_db(settings):
 )
 def test_redact_url_hides_only_the_password(url, shown):
     assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("", "is empty"),
+        ("change-me-in-production", "is a published placeholder"),
+        ("backforth-insecure-local-key-set-DJANGO_SECRET_KEY", "is a published placeholder"),
+        ("django-insecure-" + "x" * 50, "is a published placeholder"),
+        ("short-but-random-31-characters!", "is 31 characters long (at least 32 random ones are needed)"),
+        ("k" * 32, None),
+    ],
+)
+def test_secret_key_problem(key, problem):
+    assert secret_key_problem(key) == problem
+
+
+def test_settings_refuse_a_placeholder_key_outside_tests(tmp_path):
+    """A real start (no PYTEST_VERSION) with the old shipped key stops with a message naming the fix."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
+    env.update(DJANGO_SECRET_KEY="change-me-in-production", DJANGO_SETTINGS_MODULE="app.settings")
+    code = "import django; django.setup()"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "ImproperlyConfigured: DJANGO_SECRET_KEY is a published placeholder: run scripts/secrets.sh" in result.stderr
+    env["DJANGO_SECRET_KEY"] = "a" * 50
+    assert subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 0
