@@ -240,7 +240,8 @@ LOGGING = {
         },
     },
     "root": {"handlers": ["console", "errors_file"], "level": env_str("BACKFORTH_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # axes announces itself on every start at INFO; its lockouts are WARNINGs and still show.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},
 }
 
 if DEBUG or TESTING:
