@@ -40,8 +40,9 @@ use_service_user() {
   fi
   if ! as_service test -r manage.py -a -x "$BIN/python" -a -r app/settings.py ||
     ! as_service "$BIN/python" -c "import django, gunicorn" >/dev/null 2>&1; then
-    say "WARNING: user $SERVICE_USER cannot read $PWD or its $BIN (a parent directory closed to others?):"
-    say "WARNING: running the web server and the worker as root. Move the checkout (e.g. to /srv) to avoid this."
+    say "WARNING: user $SERVICE_USER cannot read $PWD or run $BIN/python (it, or the Python it links to, lies under"
+    say "WARNING: a directory closed to others, such as /root): running the web server and the worker as root."
+    say "WARNING: Clone under /srv or /opt, with a Python outside /root, to run them as $SERVICE_USER."
     return 0
   fi
   # What the services read: the data directory and the models under it (created by root's umask, or ours, 027).
@@ -57,11 +58,20 @@ use_service_user() {
     chmod 0750 "$d"
   done
   # Log files that root's own commands (make, manage.py) created stay appendable by the services, never public.
-  touch "$LOGS/errors.log" "$LOGS/web.log" "$LOGS/web-access.log" "$LOGS/worker.log"
+  as_service touch "$LOGS/errors.log" "$LOGS/web.log" "$LOGS/web-access.log" "$LOGS/worker.log"
   find "$LOGS" -maxdepth 1 -type f -exec chown "$SERVICE_USER:$SERVICE_USER" {} + -exec chmod 0640 {} +
   # .env holds the secrets: readable by its owner and the service group, nobody else.
   if [ -f .env ]; then chgrp "$SERVICE_USER" .env && chmod 0640 .env; fi
   AS=(env HOME="$BACKFORTH_DATA_DIR/home" "${SETPRIV[@]}")
+}
+
+# Run "$@" in its own session in the background, as the service user, appending its output to log $1. The log
+# is opened by the service itself (not by root: the service owns the log directory), and every step execs, so
+# $! is the service's own pid.
+spawn() {
+  local log=$1
+  shift
+  setsid nohup "${AS[@]}" bash -c 'log=$1; shift; exec "$@" >>"$log" 2>&1 </dev/null' _ "$log" "$@" >/dev/null 2>&1 &
 }
 
 start_web() {
@@ -71,9 +81,8 @@ start_web() {
   [ -z "$holder" ] || die "port $PORT is taken by $holder: stop it, or set BACKFORTH_PORT to another port"
   # Not --daemon (gunicorn's daemon mode resets the umask to 022): its own session in the background instead; the
   # pid file is written here, by us, in a directory the service user cannot write.
-  setsid nohup "${AS[@]}" "$BIN/gunicorn" app.wsgi --bind "$HOST:$PORT" --workers "${BACKFORTH_WEB_WORKERS:-3}" \
-    --access-logfile "$LOGS/web-access.log" --error-logfile "$LOGS/web.log" --capture-output --timeout 120 \
-    >>"$LOGS/web.log" 2>&1 </dev/null &
+  spawn "$LOGS/web.log" "$BIN/gunicorn" app.wsgi --bind "$HOST:$PORT" --workers "${BACKFORTH_WEB_WORKERS:-3}" \
+    --access-logfile "$LOGS/web-access.log" --error-logfile "$LOGS/web.log" --capture-output --timeout 120
   echo $! >"$RUN/web.pid"
   wait_for 20 http_ok "http://$HOST:$PORT/accounts/login/" ||
     die "the web server did not answer on http://$HOST:$PORT within 20 s; see $LOGS/web.log"
@@ -84,9 +93,8 @@ start_worker() {
   if alive "$RUN/worker.pid"; then say "worker already running (pid $(cat "$RUN/worker.pid"))"; return; fi
   # One worker takes both queues, model work first. More workers (one per GPU) can join the same Redis.
   # Its own session: `stop` signals the whole process group, so vLLM's engine processes never outlive it.
-  setsid nohup "${AS[@]}" "$BIN/python" manage.py rqworker gpu default --worker-class generation.worker.BackforthWorker \
-    --name "backforth-$(hostname)-$$" \
-    >>"$LOGS/worker.log" 2>&1 </dev/null &
+  spawn "$LOGS/worker.log" "$BIN/python" manage.py rqworker gpu default --worker-class generation.worker.BackforthWorker \
+    --name "backforth-$(hostname)-$$"
   echo $! >"$RUN/worker.pid"
   sleep 1
   alive "$RUN/worker.pid" || die "the worker exited at once; see $LOGS/worker.log"
