@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help venv services migrate model demo serve stop test test-fast lint format clean bench
+.PHONY: help venv secrets services migrate model demo serve stop test test-fast lint format clean bench
 
 help:
 	@echo "make demo       set everything up and serve the demo on http://127.0.0.1:8000"
@@ -24,7 +24,11 @@ $(STAMP): requirements.txt requirements-dev.txt scripts/bootstrap.sh
 
 venv: $(STAMP)
 
-services:
+# .env with this machine's random secret key and service passwords, before anything reads it.
+secrets:
+	@scripts/secrets.sh
+
+services: secrets
 	@scripts/services.sh up
 
 migrate: venv services

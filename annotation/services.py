@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from annotation.models import AuditEvent, Candidate, Review, SeedExample, Source
@@ -55,6 +58,48 @@ def user_create_with_role(*, username: str, password: str, role: str) -> Abstrac
     user.save()
     user.groups.set([Group.objects.get_or_create(name=role)[0]])
     return user
+
+
+# The demo users' passwords of earlier releases, published in the README: a user still holding one gets a new one.
+PUBLISHED_DEMO_PASSWORDS = {role: f"backforth-{role}" for role in ROLES}
+
+
+def random_password(*, username: str) -> str:
+    """A random password (16 URL-safe characters) that passes the project's AUTH_PASSWORD_VALIDATORS."""
+    User = get_user_model()
+    for _ in range(20):
+        password = secrets.token_urlsafe(12)
+        try:
+            validate_password(password, user=User(username=username))
+        except ValidationError:
+            continue
+        return password
+    raise RuntimeError("no random password passed the password validators in 20 tries: check AUTH_PASSWORD_VALIDATORS")
+
+
+@transaction.atomic
+def demo_users_ensure() -> dict[str, str | None]:
+    """One demo user per role (username = role). A user created now, or one still holding its published password,
+    gets a random password, returned once (username -> password); an existing one keeps its own (None)."""
+    User = get_user_model()
+    passwords: dict[str, str | None] = {}
+    for role in ROLES:
+        user = User.objects.filter(username=role).first()
+        if user is not None and not user.check_password(PUBLISHED_DEMO_PASSWORDS[role]):
+            passwords[role] = None
+            continue
+        passwords[role] = random_password(username=role)
+        user_create_with_role(username=role, password=passwords[role], role=role)
+    return passwords
+
+
+@transaction.atomic
+def demo_passwords_reset() -> dict[str, str]:
+    """New random passwords for every demo user (created where missing): username -> password."""
+    passwords = {role: random_password(username=role) for role in ROLES}
+    for role, password in passwords.items():
+        user_create_with_role(username=role, password=password, role=role)
+    return passwords
 
 
 class StaleVersion(Exception):

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
+# Secret keys that were ever shipped in this repository (or Django's startproject template): never valid.
+PLACEHOLDER_SECRET_KEYS = {"change-me-in-production", "backforth-insecure-local-key-set-DJANGO_SECRET_KEY"}
+MIN_SECRET_KEY_LENGTH = 32
 _FALSE = {"0", "false", "no", "off", ""}
 
 
@@ -82,3 +85,30 @@ def redis_url_with_db(url: str, db: int) -> str:
     worker never picks up a test's jobs)."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password (in the user part or a `password=` query parameter) replaced by `***`,
+    for pages and logs: `redis://:s3cret@host:6379/0` -> `redis://:***@host:6379/0`."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}:***@{hostport}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() == "password" for k, _ in pairs):
+            query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why `key` must not sign sessions and tokens (None when it is fine): empty, short or a known placeholder."""
+    if not key:
+        return "is empty"
+    if key in PLACEHOLDER_SECRET_KEYS or key.startswith("django-insecure-"):
+        return "is a published placeholder"
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        return f"is {len(key)} characters long (at least {MIN_SECRET_KEY_LENGTH} random ones are needed)"
+    return None

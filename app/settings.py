@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from app.env import (
@@ -17,6 +22,7 @@ from app.env import (
     load_dotenv,
     redis_url,
     redis_url_with_db,
+    secret_key_problem,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -26,9 +32,17 @@ load_dotenv(BASE_DIR / ".env")
 TESTING = "PYTEST_VERSION" in os.environ
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-# A local tool by default: a fixed development key keeps sessions valid across restarts; set your own
-# DJANGO_SECRET_KEY for any shared deployment.
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "") or "backforth-insecure-local-key-set-DJANGO_SECRET_KEY"
+# Each machine has its own random key in .env (scripts/secrets.sh, run by make); no key, a short one or a published
+# placeholder refuses to start. Tests sign with a fixed key of their own.
+if TESTING:
+    SECRET_KEY = "backforth-test-run-only-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+else:
+    SECRET_KEY = env_str("DJANGO_SECRET_KEY", "").strip()
+    if problem := secret_key_problem(SECRET_KEY):
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY {problem}: run scripts/secrets.sh (or make), which writes a random key into .env, "
+            "or set DJANGO_SECRET_KEY to 50 random characters"
+        )
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
@@ -44,6 +58,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_rq",
+    "axes",
+    "csp",
     "app",
     "annotation",
     "generation",
@@ -58,7 +74,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "app.middleware.NoStoreForUsersMiddleware",
+    # Last, as django-axes asks: it turns a lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "app.urls"
@@ -111,6 +131,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login rate limiting (django-axes): 5 failed logins for one username from one address lock that pair out for 15
+# minutes; a successful login before that resets the count. The client address is REMOTE_ADDR (axes' default
+# without django-ipware), so a client cannot pick its own with X-Forwarded-For.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("BACKFORTH_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("BACKFORTH_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "axes_lockout.html"
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -134,6 +167,32 @@ STORAGES = {
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- HTTPS and browser protections ---------------------------------------------------------------------------
+# Off by default: the local demo is plain http on 127.0.0.1. Behind a TLS-terminating proxy turn them on (.env).
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", False)
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+# Only behind a proxy that sets X-Forwarded-Proto itself (and drops the client's).
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False) else None
+)
+# Content-Security-Policy (django-csp): scripts only from our own static files (no inline scripts or handlers);
+# inline style attributes are used by the templates, so styles allow 'unsafe-inline'.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
+
 # --- Backforth ---------------------------------------------------------------------------------------------
 DATA_DIR = env_path("BACKFORTH_DATA_DIR", BASE_DIR / "var", base=BASE_DIR)
 MODELS_DIR = DATA_DIR / "models"
@@ -146,13 +205,43 @@ TRAINED_MODELS_DIR = env_path(
     "BACKFORTH_TRAINED_MODELS_DIR", MODELS_DIR / ("test-rounds" if TESTING else "rounds"), base=BASE_DIR
 )
 
+# Logs: every ERROR (Django's 500s with their method and path included) also goes to LOG_DIR/errors.log, one
+# JSON record a line, which the status page reads back (app/errorlog.py). A test run logs into a temporary
+# directory of its own, never into the checkout's var/log.
+if TESTING:
+    LOG_DIR = Path(tempfile.mkdtemp(prefix="backforth-test-log-"))
+    atexit.register(shutil.rmtree, LOG_DIR, ignore_errors=True)
+else:
+    LOG_DIR = env_path("BACKFORTH_LOG_DIR", DATA_DIR / "log", base=BASE_DIR)
+try:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+except OSError as exc:
+    raise ImproperlyConfigured(f"cannot create the log directory {LOG_DIR}: {exc} (set BACKFORTH_LOG_DIR)") from exc
+ERROR_LOG_FILE = LOG_DIR / "errors.log"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("BACKFORTH_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "jsonline": {"()": "app.errorlog.JsonLineFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "errors_file": {
+            "class": "logging.handlers.RotatingFileHandler",
+            "filename": str(ERROR_LOG_FILE),
+            "maxBytes": 5 * 2**20,
+            "backupCount": 3,
+            "encoding": "utf-8",
+            "delay": True,
+            "level": "ERROR",
+            "formatter": "jsonline",
+        },
+    },
+    "root": {"handlers": ["console", "errors_file"], "level": env_str("BACKFORTH_LOG_LEVEL", "INFO")},
+    # axes announces itself on every start at INFO; its lockouts are WARNINGs and still show.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},
 }
 
 if DEBUG or TESTING:

@@ -13,6 +13,7 @@ from django.db.models import Count
 from rq import Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
+from app.env import redact_url
 from generation.models import Corpus, Job, ModelVersion, Round
 from generation.pipeline import gates, signals
 from generation.queue import QUEUES
@@ -42,7 +43,7 @@ def _redis_checks() -> list[Check]:
         info = conn.info("server")
     except Exception as exc:
         return [Check("Redis", False, f"unreachable: {exc}"), Check("Workers", False, "Redis is down")]
-    checks = [Check("Redis", True, f"Redis {info.get('redis_version', '?')} at {settings.REDIS_URL}")]
+    checks = [Check("Redis", True, f"Redis {info.get('redis_version', '?')} at {redact_url(settings.REDIS_URL)}")]
     workers = Worker.all(connection=conn)
     rows = [
         {

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from annotation.roles import ADMIN, CURATOR, has_role, role_required
+from app.errorlog import recent_errors
 from generation import rounds, selectors, services, stages
 from generation.forms import ModelRegisterForm, RoundLaunchForm
 from generation.models import Corpus, ModelVersion, Round
@@ -17,7 +18,7 @@ from generation.pipeline import signals
 @require_GET
 @role_required(ADMIN)
 def status(request: HttpRequest) -> HttpResponse:
-    context = {"checks": selectors.system_status(), "jobs": selectors.recent_jobs()}
+    context = {"checks": selectors.system_status(), "jobs": selectors.recent_jobs(), "errors": recent_errors()}
     template = "generation/status.html#status-panel" if request.htmx else "generation/status.html"
     return render(request, template, context)
 

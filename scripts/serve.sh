@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Run the web app (gunicorn) and an RQ worker in the background.
 #   scripts/serve.sh start | stop | status
+#
+# Run as root, both run as the system user `backforth` (BACKFORTH_SERVICE_USER), created here once, never as root:
+# it owns what they write (the log, uploads and trained-models directories, its own HOME for caches) and reads
+# .env through its group (0640). If that user cannot read the checkout (say it lives under /root, mode 0700),
+# they run as root after a clear warning. Logs are not world-readable (umask 027). Errors are kept: gunicorn's
+# own output goes to var/log/web.log (--capture-output), the app's errors to var/log/errors.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LOG_TAG=serve
@@ -12,34 +18,87 @@ PORT=${BACKFORTH_PORT:-8000}
 RUN="$BACKFORTH_DATA_DIR/run"
 LOGS="$BACKFORTH_DATA_DIR/log"
 BIN=.venv/bin
+SERVICE_USER=${BACKFORTH_SERVICE_USER:-backforth}
+umask 027
 mkdir -p "$RUN" "$LOGS"
 
 http_ok() { "$BIN/python" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" "$1"; }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# AS: the prefix that runs a command as the service user (empty: as ourselves). setpriv execs (no extra process),
+# so $! is the service's own pid and `stop` signals the right one.
+AS=()
+SETPRIV=(setpriv --reuid="$SERVICE_USER" --regid="$SERVICE_USER" --init-groups --inh-caps=-all --)
+as_service() { "${SETPRIV[@]}" "$@"; }
+
+use_service_user() {
+  [ "$(id -u)" = 0 ] || return 0  # not root: run as whoever we are
+  if ! id -u "$SERVICE_USER" >/dev/null 2>&1; then
+    say "creating system user $SERVICE_USER (runs the web server and the worker)"
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$SERVICE_USER" ||
+      die "useradd could not create the system user $SERVICE_USER"
+  fi
+  if ! as_service test -r manage.py -a -x "$BIN/python" -a -r app/settings.py ||
+    ! as_service "$BIN/python" -c "import django, gunicorn" >/dev/null 2>&1; then
+    say "WARNING: user $SERVICE_USER cannot read $PWD or run $BIN/python (it, or the Python it links to, lies under"
+    say "WARNING: a directory closed to others, such as /root): running the web server and the worker as root."
+    say "WARNING: Clone under /srv or /opt, with a Python outside /root, to run them as $SERVICE_USER."
+    return 0
+  fi
+  # What the services read: the data directory and the models under it (created by root's umask, or ours, 027).
+  local d
+  for d in "$BACKFORTH_DATA_DIR" "$BACKFORTH_DATA_DIR/models"; do
+    mkdir -p "$d"
+    as_service test -x "$d" -a -r "$d" || { chgrp "$SERVICE_USER" "$d" && chmod g+rx "$d"; }
+  done
+  # What the services write: logs, uploads, trained models, their HOME (Hugging Face / torch caches).
+  for d in "$LOGS" "$BACKFORTH_DATA_DIR/uploads" "$BACKFORTH_DATA_DIR/models/rounds" "$BACKFORTH_DATA_DIR/home"; do
+    mkdir -p "$d"
+    chown -R "$SERVICE_USER:$SERVICE_USER" "$d"
+    chmod 0750 "$d"
+  done
+  # Log files that root's own commands (make, manage.py) created stay appendable by the services, never public.
+  as_service touch "$LOGS/errors.log" "$LOGS/web.log" "$LOGS/web-access.log" "$LOGS/worker.log"
+  find "$LOGS" -maxdepth 1 -type f -exec chown "$SERVICE_USER:$SERVICE_USER" {} + -exec chmod 0640 {} +
+  # .env holds the secrets: readable by its owner and the service group, nobody else.
+  if [ -f .env ]; then chgrp "$SERVICE_USER" .env && chmod 0640 .env; fi
+  AS=(env HOME="$BACKFORTH_DATA_DIR/home" "${SETPRIV[@]}")
+}
+
+# Run "$@" in its own session in the background, as the service user, appending its output to log $1. The log
+# is opened by the service itself (not by root: the service owns the log directory), and every step execs, so
+# $! is the service's own pid.
+spawn() {
+  local log=$1
+  shift
+  setsid nohup "${AS[@]}" bash -c 'log=$1; shift; exec "$@" >>"$log" 2>&1 </dev/null' _ "$log" "$@" >/dev/null 2>&1 &
+}
 
 start_web() {
   if alive "$RUN/web.pid"; then say "web server already running (pid $(cat "$RUN/web.pid"))"; return; fi
   local holder
   holder=$(port_holder "$PORT")
   [ -z "$holder" ] || die "port $PORT is taken by $holder: stop it, or set BACKFORTH_PORT to another port"
-  "$BIN/gunicorn" app.wsgi --bind "$HOST:$PORT" --workers "${BACKFORTH_WEB_WORKERS:-3}" --daemon \
-    --pid "$RUN/web.pid" --access-logfile "$LOGS/web-access.log" --error-logfile "$LOGS/web.log" --timeout 120
+  # Not --daemon (gunicorn's daemon mode resets the umask to 022): its own session in the background instead; the
+  # pid file is written here, by us, in a directory the service user cannot write.
+  spawn "$LOGS/web.log" "$BIN/gunicorn" app.wsgi --bind "$HOST:$PORT" --workers "${BACKFORTH_WEB_WORKERS:-3}" \
+    --access-logfile "$LOGS/web-access.log" --error-logfile "$LOGS/web.log" --capture-output --timeout 120
+  echo $! >"$RUN/web.pid"
   wait_for 20 http_ok "http://$HOST:$PORT/accounts/login/" ||
     die "the web server did not answer on http://$HOST:$PORT within 20 s; see $LOGS/web.log"
-  say "web server on http://$HOST:$PORT (pid $(cat "$RUN/web.pid"), log $LOGS/web.log)"
+  say "web server on http://$HOST:$PORT (pid $(cat "$RUN/web.pid"), user $(ps -o user= -p "$(cat "$RUN/web.pid")"), log $LOGS/web.log)"
 }
 
 start_worker() {
   if alive "$RUN/worker.pid"; then say "worker already running (pid $(cat "$RUN/worker.pid"))"; return; fi
   # One worker takes both queues, model work first. More workers (one per GPU) can join the same Redis.
   # Its own session: `stop` signals the whole process group, so vLLM's engine processes never outlive it.
-  setsid nohup "$BIN/python" manage.py rqworker gpu default --worker-class generation.worker.BackforthWorker \
-    --name "backforth-$(hostname)-$$" \
-    >>"$LOGS/worker.log" 2>&1 &
+  spawn "$LOGS/worker.log" "$BIN/python" manage.py rqworker gpu default --worker-class generation.worker.BackforthWorker \
+    --name "backforth-$(hostname)-$$"
   echo $! >"$RUN/worker.pid"
   sleep 1
   alive "$RUN/worker.pid" || die "the worker exited at once; see $LOGS/worker.log"
-  say "worker on queues gpu, default (pid $(cat "$RUN/worker.pid"), log $LOGS/worker.log)"
+  say "worker on queues gpu, default (pid $(cat "$RUN/worker.pid"), user $(ps -o user= -p "$(cat "$RUN/worker.pid")"), log $LOGS/worker.log)"
 }
 
 stop_one() {
@@ -60,9 +119,12 @@ stop_one() {
 }
 
 case "${1:-}" in
-  start) start_worker; start_web ;;
+  start) use_service_user; start_worker; start_web ;;
   stop) stop_one web; stop_one worker group ;;
   status)
-    for n in web worker; do if alive "$RUN/$n.pid"; then say "$n: running (pid $(cat "$RUN/$n.pid"))"; else say "$n: stopped"; fi; done ;;
+    for n in web worker; do
+      if alive "$RUN/$n.pid"; then say "$n: running (pid $(cat "$RUN/$n.pid"), user $(ps -o user= -p "$(cat "$RUN/$n.pid")"))"
+      else say "$n: stopped"; fi
+    done ;;
   *) die "usage: $0 start|stop|status" ;;
 esac

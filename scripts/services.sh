@@ -5,8 +5,12 @@
 #   scripts/services.sh status  say what answers, change nothing
 #   scripts/services.sh down    stop the Redis this script started (PostgreSQL is left to the system cluster)
 #
-# It reads DATABASE_URL and REDIS_URL (default: .env, then the defaults in .env.example). A service that
-# already answers on its URL is used as it is. Idempotent: running `up` twice changes nothing.
+# It reads DATABASE_URL and REDIS_URL (default: .env, then the defaults in .env.example); `up` first makes sure .env
+# exists with random passwords (scripts/secrets.sh). A service that already answers on its URL, with that URL's
+# password, is used as it is. On this machine's own services the passwords of .env win: a PostgreSQL role that
+# exists with another password gets the one in .env, a Redis this script started without a password gets one.
+# Passwords never appear on a command line (ps): SQL and Redis config go through stdin, redis-cli uses
+# REDISCLI_AUTH. Idempotent: running `up` twice changes nothing.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,6 +19,7 @@ cd "$here"
 LOG_TAG=services
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
+[ "${1:-up}" != up ] || scripts/secrets.sh
 load_env
 : "${DATABASE_URL:=postgres://backforth:backforth@127.0.0.1:5432/backforth}"
 : "${REDIS_URL:=redis://127.0.0.1:6379/0}"
@@ -33,6 +38,7 @@ vals = {
     "PG_USER": unquote(db.username or "backforth"), "PG_PASSWORD": unquote(db.password or ""),
     "PG_DB": db.path.lstrip("/") or "backforth",
     "REDIS_HOST": rd.hostname or "127.0.0.1", "REDIS_PORT": rd.port or 6379,
+    "REDIS_USER": unquote(rd.username or ""), "REDIS_PASSWORD": unquote(rd.password or ""),
 }
 for k, v in vals.items():
     print(f"{k}={shlex.quote(str(v))}")
@@ -46,6 +52,13 @@ is_local() { [[ "$1" == "127.0.0.1" || "$1" == "localhost" || "$1" == "::1" ]]; 
 pg_answers() { PGCONNECT_TIMEOUT=3 PGPASSWORD="$PG_PASSWORD" timeout 5 psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$PG_DB" -Atqc 'select 1' >/dev/null 2>&1; }
 
 as_postgres() { runuser -u postgres -- "$@"; }
+
+# True when the server answers but refuses us for something a new password cannot fix (pg_hba.conf, no database).
+pg_login_refused_for_other_reasons() {
+  local err
+  err=$(PGCONNECT_TIMEOUT=3 PGPASSWORD="$PG_PASSWORD" timeout 5 psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$PG_DB" -Atqc 'select 1' 2>&1 >/dev/null) && return 1
+  ! grep -q "password authentication failed" <<<"$err"
+}
 
 pg_up() {
   if command -v psql >/dev/null && pg_answers; then
@@ -75,17 +88,23 @@ pg_up() {
   fi
   wait_for 30 as_postgres pg_isready -q -p "$PG_PORT" || die "PostgreSQL did not answer on port $PG_PORT within 30 s"
 
-  # Role (with CREATEDB, so the test runner can make its test database) and database.
+  # Role (with CREATEDB, so the test runner can make its test database) and database. SQL goes through stdin,
+  # so the password is never on a command line.
   local q_user q_pass
   q_user=$(printf '%s' "$PG_USER" | sed "s/\"/\"\"/g")
   q_pass=$(printf '%s' "$PG_PASSWORD" | sed "s/'/''/g")
   if [ "$(as_postgres psql -p "$PG_PORT" -Atqc "select 1 from pg_roles where rolname = '$(printf '%s' "$PG_USER" | sed "s/'/''/g")'")" != 1 ]; then
     say "creating role $PG_USER"
-    as_postgres psql -p "$PG_PORT" -qc "create role \"$q_user\" login createdb password '$q_pass'" >/dev/null
+    printf '%s\n' "create role \"$q_user\" login createdb password '$q_pass'" | as_postgres psql -p "$PG_PORT" -qX >/dev/null
   fi
   if [ "$(as_postgres psql -p "$PG_PORT" -Atqc "select 1 from pg_database where datname = '$(printf '%s' "$PG_DB" | sed "s/'/''/g")'")" != 1 ]; then
     say "creating database $PG_DB"
     as_postgres createdb -p "$PG_PORT" -O "$PG_USER" "$PG_DB"
+  fi
+  # A role left by an earlier checkout (or an older .env) with another password: .env is the truth here.
+  if ! pg_answers && ! pg_login_refused_for_other_reasons; then
+    say "role $PG_USER exists with another password: setting the one in .env"
+    printf '%s\n' "alter role \"$q_user\" with login password '$q_pass'" | as_postgres psql -p "$PG_PORT" -qX >/dev/null
   fi
   wait_for 15 pg_answers || die "PostgreSQL runs but $PG_USER cannot log in to $PG_DB over TCP (check pg_hba.conf / password)"
   say "PostgreSQL ready at $PG_HOST:$PG_PORT/$PG_DB (cluster $cluster)"
@@ -93,10 +112,29 @@ pg_up() {
 
 # --- Redis ---------------------------------------------------------------------------------------------
 redis_pidfile="$BACKFORTH_DATA_DIR/run/redis.pid"
-redis_answers() { [ "$(timeout 3 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+# redis-cli takes the password from REDISCLI_AUTH (never -a, which ps would show).
+rcli() {
+  local args=(-h "$REDIS_HOST" -p "$REDIS_PORT")
+  [ -z "$REDIS_USER" ] || args+=(--user "$REDIS_USER")
+  if [ -n "$REDIS_PASSWORD" ]; then REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli "${args[@]}" "$@" 2>/dev/null
+  else timeout 3 redis-cli "${args[@]}" "$@" 2>/dev/null; fi
+}
+redis_answers() { [ "$(rcli ping)" = PONG ]; }
+# Answers without any password (redis-cli only warns when AUTH fails, so check without one).
+redis_open() { [ "$(timeout 3 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+redis_is_ours() { [ -f "$redis_pidfile" ] && kill -0 "$(cat "$redis_pidfile")" 2>/dev/null; }
 
 redis_up() {
   if command -v redis-cli >/dev/null && redis_answers; then
+    if [ -n "$REDIS_PASSWORD" ] && redis_open; then
+      if is_local "$REDIS_HOST" && redis_is_ours; then
+        say "Redis at $REDIS_HOST:$REDIS_PORT (ours) runs without a password: setting the one in .env"
+        printf 'CONFIG SET requirepass "%s"\n' "$REDIS_PASSWORD" | timeout 3 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" >/dev/null
+        redis_answers && ! redis_open || die "could not set a password on the Redis at $REDIS_HOST:$REDIS_PORT"
+      else
+        say "WARNING: the Redis at $REDIS_HOST:$REDIS_PORT accepts clients without a password (not started by this script, left as it is)"
+      fi
+    fi
     say "Redis answers at $REDIS_HOST:$REDIS_PORT"
     return 0
   fi
@@ -104,15 +142,22 @@ redis_up() {
   apt_install redis-server
   local holder
   holder=$(port_holder "$REDIS_PORT")
+  if [ "$holder" = redis-server ] && redis_is_ours; then
+    die "our Redis at $REDIS_HOST:$REDIS_PORT refuses the password in .env: stop it (scripts/services.sh down, or kill $(cat "$redis_pidfile")) and run up again"
+  fi
   [ -z "$holder" ] || die "port $REDIS_PORT is taken by $holder, not Redis: free it or set REDIS_URL to another port"
   mkdir -p "$BACKFORTH_DATA_DIR/run" "$BACKFORTH_DATA_DIR/redis"
+  chmod 0750 "$BACKFORTH_DATA_DIR/redis"
   say "starting Redis on $REDIS_HOST:$REDIS_PORT"
-  # RQ is transport only (the database is the source of truth), so no persistence is needed.
-  redis-server --bind "$REDIS_HOST" --port "$REDIS_PORT" --daemonize yes --pidfile "$redis_pidfile" \
-    --dir "$BACKFORTH_DATA_DIR/redis" --logfile "$BACKFORTH_DATA_DIR/redis/redis.log" \
-    --save "" --appendonly no >/dev/null || die "redis-server did not start; see $BACKFORTH_DATA_DIR/redis/redis.log"
+  # RQ is transport only (the database is the source of truth), so no persistence is needed. The configuration,
+  # password included, goes through stdin: nothing secret on the command line or on disk besides .env.
+  {
+    printf 'bind %s\nport %s\ndaemonize yes\npidfile "%s"\n' "$REDIS_HOST" "$REDIS_PORT" "$redis_pidfile"
+    printf 'dir "%s"\nlogfile "%s"\nsave ""\nappendonly no\n' "$BACKFORTH_DATA_DIR/redis" "$BACKFORTH_DATA_DIR/redis/redis.log"
+    [ -z "$REDIS_PASSWORD" ] || printf 'requirepass "%s"\n' "$REDIS_PASSWORD"
+  } | redis-server - >/dev/null || die "redis-server did not start; see $BACKFORTH_DATA_DIR/redis/redis.log"
   wait_for 15 redis_answers || die "Redis did not answer on port $REDIS_PORT within 15 s; see $BACKFORTH_DATA_DIR/redis/redis.log"
-  say "Redis ready at $REDIS_HOST:$REDIS_PORT"
+  say "Redis ready at $REDIS_HOST:$REDIS_PORT${REDIS_PASSWORD:+ (password required)}"
 }
 
 status() {
@@ -125,7 +170,7 @@ status() {
 down() {
   if [ -f "$redis_pidfile" ] && kill -0 "$(cat "$redis_pidfile")" 2>/dev/null; then
     say "stopping Redis (pid $(cat "$redis_pidfile"))"
-    redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || kill "$(cat "$redis_pidfile")"
+    rcli shutdown nosave >/dev/null 2>&1 || kill "$(cat "$redis_pidfile")"
   fi
   local cluster
   cluster=$(pg_lsclusters -h 2>/dev/null | awk -v p="$PG_PORT" '$3 == p && $4 == "online" {print $1 "/" $2; exit}')

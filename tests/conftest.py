@@ -36,7 +36,9 @@ def worker_env() -> dict[str, str]:
         "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "REDIS_URL": settings.REDIS_URL,
         "DJANGO_SETTINGS_MODULE": "app.settings",
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,  # works without a .env too (a fresh clone running pytest)
         "BACKFORTH_TRAINED_MODELS_DIR": str(settings.TRAINED_MODELS_DIR),
+        "BACKFORTH_LOG_DIR": str(settings.LOG_DIR),  # its errors go to the test run's log, not var/log
     }
     env.pop("PYTEST_VERSION", None)  # the worker is not a test process: it uses the URLs given here
     return env

@@ -1,7 +1,9 @@
+import os
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from app.env import env_bool, env_int, load_dotenv, redis_url, redis_url_with_db
+from app.env import env_bool, env_int, load_dotenv, redact_url, redis_url, redis_url_with_db, secret_key_problem
 
 
 def test_env_bool_reads_common_spellings(monkeypatch):
@@ -36,8 +38,6 @@ def test_dotenv_does_not_override_and_reports_bad_lines(tmp_path, monkeypatch):
     monkeypatch.setenv("X_A", "from-env")
     monkeypatch.delenv("X_B", raising=False)
     load_dotenv(env)
-    import os
-
     assert os.environ["X_A"] == "from-env"
     assert os.environ["X_B"] == "quoted"
     monkeypatch.delenv("X_B")
@@ -48,5 +48,51 @@ def test_dotenv_does_not_override_and_reports_bad_lines(tmp_path, monkeypatch):
 
 def test_settings_use_postgres_and_a_test_redis_db(settings):
     assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
-    assert settings.REDIS_URL.endswith("/15")
+    # Its own logical database: 15 on the configured server, or the one TEST_REDIS_URL names.
+    assert os.environ.get("TEST_REDIS_URL", redis_url_with_db(settings.REDIS_URL, 15)) == settings.REDIS_URL
     assert settings.RQ == {"COMMIT_MODE": "on_db_commit"}
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:s3cret@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("postgres://backforth:p%40ss@db:5432/backforth", "postgres://backforth:***@db:5432/backforth"),
+        ("redis://user:pw@[::1]:6380/1", "redis://user:***@[::1]:6380/1"),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("postgres://backforth@db/x", "postgres://backforth@db/x"),
+        ("redis://host/0?password=pw&ssl=1", "redis://host/0?password=***&ssl=1"),
+    ],
+)
+def test_redact_url_hides_only_the_password(url, shown):
+    assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("", "is empty"),
+        ("change-me-in-production", "is a published placeholder"),
+        ("backforth-insecure-local-key-set-DJANGO_SECRET_KEY", "is a published placeholder"),
+        ("django-insecure-" + "x" * 50, "is a published placeholder"),
+        ("short-but-random-31-characters!", "is 31 characters long (at least 32 random ones are needed)"),
+        ("k" * 32, None),
+    ],
+)
+def test_secret_key_problem(key, problem):
+    assert secret_key_problem(key) == problem
+
+
+def test_settings_refuse_a_placeholder_key_outside_tests(tmp_path):
+    """A real start (no PYTEST_VERSION) with the old shipped key stops with a message naming the fix."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
+    env.update(DJANGO_SECRET_KEY="change-me-in-production", DJANGO_SETTINGS_MODULE="app.settings")
+    code = "import django; django.setup()"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "ImproperlyConfigured: DJANGO_SECRET_KEY is a published placeholder: run scripts/secrets.sh" in result.stderr
+    env["DJANGO_SECRET_KEY"] = "a" * 50
+    assert subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 0

@@ -2,8 +2,10 @@ import io
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
 from django.core.management import call_command
 
+from annotation import services as annotation_services
 from annotation.models import SeedExample
 from annotation.roles import user_role
 from generation import services
@@ -13,8 +15,15 @@ from tests.factories import CorpusFactory
 pytestmark = pytest.mark.django_db
 
 
+def printed_passwords(output: str) -> dict[str, str]:
+    """username -> password from the "  admin      admin / <password>" lines the commands print."""
+    rows = [line.split() for line in output.splitlines() if line.startswith("  ") and " / " in line]
+    return {row[1]: row[3] for row in rows if len(row) >= 4}
+
+
 def test_demo_data_meets_the_brief_and_is_idempotent():
-    call_command("demo_data", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("demo_data", stdout=out)
     seeds = SeedExample.objects.filter(provenance__kind="demo")
     assert seeds.count() >= 30
     assert seeds.filter(source="safety").count() >= 5
@@ -28,9 +37,37 @@ def test_demo_data_meets_the_brief_and_is_idempotent():
     users = {u.username: user_role(u) for u in get_user_model().objects.all()}
     assert users == {"admin": "admin", "curator": "curator", "annotator": "annotator"}
 
+    # Random passwords, valid by the password validators, printed once.
+    passwords = printed_passwords(out.getvalue())
+    assert set(passwords) == {"admin", "curator", "annotator"}
+    User = get_user_model()
+    for username, password in passwords.items():
+        validate_password(password, user=User.objects.get(username=username))
+        assert User.objects.get(username=username).check_password(password)
+        assert password != f"backforth-{username}" and len(password) >= 16
+    assert len(set(passwords.values())) == 3
+
     before = (SeedExample.objects.count(), Segment.objects.count())
-    call_command("demo_data", stdout=io.StringIO())
+    again = io.StringIO()
+    call_command("demo_data", stdout=again)
     assert (SeedExample.objects.count(), Segment.objects.count()) == before
+    assert again.getvalue().count("(unchanged; `python manage.py reset_demo_passwords` sets new ones)") == 3
+    assert all(User.objects.get(username=u).check_password(p) for u, p in passwords.items())
+
+
+def test_reset_demo_passwords_sets_and_prints_new_ones():
+    annotation_services.user_create_with_role(username="admin", password="backforth-admin", role="admin")
+    first = annotation_services.demo_users_ensure()
+    # The admin still held the password published by earlier releases: it gets a random one too.
+    assert set(first) == {"admin", "curator", "annotator"} and all(first.values())
+    out = io.StringIO()
+    call_command("reset_demo_passwords", stdout=out)
+    new = printed_passwords(out.getvalue())
+    User = get_user_model()
+    for username, password in new.items():
+        assert password != first[username]
+        assert User.objects.get(username=username).check_password(password)
+    assert user_role(User.objects.get(username="curator")) == "curator"
 
 
 def test_corpus_add_passages_skips_exact_duplicates_after_normalisation():

@@ -82,3 +82,68 @@ def test_apt_failure_is_reported_plainly(tmp_path):
     assert result.returncode == 1
     assert "apt-get could not install redis-server (is the Debian mirror reachable?)" in result.stderr
     assert "mirror unreachable" in result.stderr  # the tail of apt's own log is shown too
+
+
+def as_postgres_sql(sql: str) -> str:
+    return subprocess.run(
+        ["runuser", "-u", "postgres", "--", "psql", "-Atq"], input=sql, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def stale_role() -> Iterator[str]:
+    """A role (and its database) left with another password than the one .env will name."""
+    name = f"backforth_pwtest_{os.getpid()}"
+    as_postgres_sql(f"create role {name} login password 'the-old-one'")
+    yield name
+    as_postgres_sql(f"drop database if exists {name}")
+    as_postgres_sql(f"drop role if exists {name}")
+
+
+def test_a_role_with_another_password_gets_the_one_in_env(stale_role):
+    url = f"postgres://{stale_role}:the-new-one@127.0.0.1:5432/{stale_role}"
+    result = run("up", DATABASE_URL=url)
+    assert result.returncode == 0, result.stderr
+    assert f"role {stale_role} exists with another password: setting the one in .env" in result.stdout
+    assert "the-new-one" not in result.stdout + result.stderr
+    login = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", stale_role, "-d", stale_role, "-Atqc", "select 1"],
+        env={**os.environ, "PGPASSWORD": "the-new-one"},
+        capture_output=True,
+        text=True,
+    )
+    assert login.stdout.strip() == "1", login.stderr
+    assert "another password" not in run("up", DATABASE_URL=url).stdout
+
+
+def test_our_redis_requires_the_password_and_never_shows_it(tmp_path):
+    port, password = free_port(), "redis-pw-for-the-test"
+    env = {"REDIS_URL": f"redis://:{password}@127.0.0.1:{port}/0", "BACKFORTH_DATA_DIR": str(tmp_path)}
+    auth = {**os.environ, "REDISCLI_AUTH": password}
+    cli = ["redis-cli", "-p", str(port)]
+    try:
+        first = run("up", **env)
+        assert first.returncode == 0, first.stderr
+        assert f"Redis ready at 127.0.0.1:{port} (password required)" in first.stdout
+        pid = (tmp_path / "run" / "redis.pid").read_text().strip()
+        assert (
+            password
+            not in subprocess.run(["ps", "-ww", "-o", "args=", "-p", pid], capture_output=True, text=True).stdout
+        )
+        assert "NOAUTH" in subprocess.run([*cli, "ping"], capture_output=True, text=True).stdout
+
+        # Our Redis lost its password (an older services.sh started it without one): `up` sets it again.
+        subprocess.run([*cli, "config", "set", "requirepass", ""], env=auth, check=True, capture_output=True)
+        again = run("up", **env)
+        assert again.returncode == 0, again.stderr
+        assert "runs without a password: setting the one in .env" in again.stdout
+        assert "NOAUTH" in subprocess.run([*cli, "ping"], capture_output=True, text=True).stdout
+        assert run("status", **env).returncode == 0
+    finally:
+        subprocess.run([*cli, "shutdown", "nosave"], env=auth, capture_output=True)

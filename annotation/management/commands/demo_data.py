@@ -1,4 +1,6 @@
-"""manage.py demo_data — demo users (one per role), the demo seed set and the demo corpus. Idempotent."""
+"""manage.py demo_data — demo users (one per role), the demo seed set and the demo corpus. Idempotent.
+
+Each demo user gets a random password when it is created, printed once here; later runs leave it alone."""
 
 from __future__ import annotations
 
@@ -18,7 +20,6 @@ from generation.models import Corpus
 
 SEED_FILE = Path(__file__).resolve().parents[2] / "demo" / "seed.jsonl"
 DEMO_CORPUS = "Python reference (demo)"
-DEMO_PASSWORDS = {role: f"backforth-{role}" for role in ROLES}
 
 
 def write_demo_documents(path: Path) -> Path:
@@ -39,8 +40,7 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
-        for role in ROLES:
-            annotation_services.user_create_with_role(username=role, password=DEMO_PASSWORDS[role], role=role)
+        passwords = annotation_services.demo_users_ensure()
 
         if SeedExample.objects.filter(provenance__kind="demo").exists():
             self.stdout.write("Demo seed set already loaded")
@@ -74,6 +74,12 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"Demo corpus '{corpus.name}' already holds {corpus.segments.count()} passages")
 
-        self.stdout.write("Demo users (username / password):")
-        for role in ROLES:
-            self.stdout.write(f"  {role:<10} {role} / {DEMO_PASSWORDS[role]}")
+        write_demo_users(self.stdout, passwords)
+
+
+def write_demo_users(out: Any, passwords: dict[str, str | None]) -> None:
+    """The demo logins, each new password shown this once (it is stored only as a hash)."""
+    out.write("Demo users (username / password):")
+    for role in ROLES:
+        shown = passwords.get(role) or "(unchanged; `python manage.py reset_demo_passwords` sets new ones)"
+        out.write(f"  {role:<10} {role} / {shown}")
