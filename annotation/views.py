@@ -5,8 +5,16 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation import formats, queue, selectors, services
@@ -14,6 +22,7 @@ from annotation.diff import word_diff
 from annotation.forms import AdjudicateForm, DecisionForm, SeedExampleForm
 from annotation.models import Candidate, SeedExample, Source
 from annotation.roles import ANNOTATOR, CURATOR, role_required
+from app.params import parse_id, parse_ids, safe_next
 from generation.models import Round
 from generation.selectors import overview_counts
 
@@ -31,7 +40,7 @@ def _seed_filters(request: HttpRequest) -> dict[str, Any]:
         "q": g.get("q", "").strip(),
         "source": g.get("source", ""),
         "tag": g.get("tag", ""),
-        "round": int(number) if number.isdigit() else None,
+        "round": parse_id(number, maximum=2**31 - 1),
         "author": g.get("author", ""),
         "active": g.get("active", "1") != "0",
     }
@@ -95,7 +104,7 @@ def seed_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 @require_POST
 @role_required(CURATOR)
 def seed_bulk(request: HttpRequest) -> HttpResponse:
-    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+    ids = parse_ids(request.POST.getlist("ids"))
     action = request.POST.get("action", "")
     try:
         n = services.seed_bulk(user=request.user, ids=ids, action=action, value=request.POST.get("value", ""))
@@ -103,7 +112,7 @@ def seed_bulk(request: HttpRequest) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"{action.replace('_', ' ')}: {n} of {len(ids)} examples changed.")
-    return redirect(request.POST.get("next") or "seed-list")
+    return HttpResponseRedirect(safe_next(request, request.POST.get("next"), reverse("seed-list")))
 
 
 @require_POST

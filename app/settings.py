@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "app.middleware.RejectNulBytesMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -143,6 +144,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("BACKFORTH_LOGIN_LOCKOUT_MINUTES",
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "axes_lockout.html"
+# Axes records the attempted username in a 255-character column: a longer one is cut, not a database error.
+AXES_USERNAME_CALLABLE = "app.security.attempted_username"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
