@@ -97,6 +97,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "annotation.roles.roles_context",
             ],
+            # |http_url everywhere a URL from the data becomes a link (no template can forget to load it).
+            "builtins": ["app.templatetags.links"],
         },
     },
 ]

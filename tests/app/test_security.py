@@ -101,3 +101,25 @@ def test_https_settings_are_off_by_default_and_read_from_the_environment(setting
     code = f"import json, app.settings as s; print(json.dumps([getattr(s, n) for n in {names!r}]))"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == [True, True, True, 31536000, True, ["HTTP_X_FORWARDED_PROTO", "https"]]
+
+
+def test_only_http_urls_become_links():
+    from app.templatetags.links import http_url
+
+    assert http_url("https://example.org/a?b=1") == "https://example.org/a?b=1"
+    assert http_url("HTTP://example.org") == "HTTP://example.org"
+    for bad in (
+        "javascript:alert(1)",
+        " JavaScript:alert(1)",
+        "java\tscript:alert(1)",
+        "data:text/html,x",
+        "vbscript:x",
+        "//evil.example",
+        "/relative",
+        "http:no-host",
+        "",
+        None,
+        3,
+        "http://[::1",
+    ):
+        assert http_url(bad) == "", bad
