@@ -34,6 +34,10 @@ class ReviewNotOpen(ValueError):
     """The round is not in review, so its review cannot be closed."""
 
 
+class RoundFinished(ValueError):
+    """The round is closed or cancelled already: there is nothing to cancel."""
+
+
 # --- launching and closing ---------------------------------------------------------------------------------
 
 
@@ -45,9 +49,10 @@ def default_eval_prompts() -> list[str]:
 def round_cancel(*, round: Round) -> int:
     """Stop a round: its unfinished jobs are cancelled (a running one stops at its next progress report)."""
     rnd = Round.objects.select_for_update().get(pk=round.pk)
+    if rnd.state in (Round.State.CLOSED, Round.State.CANCELLED):
+        raise RoundFinished(f"round {rnd.number} is {rnd.state} already")
     n = sum(services.job_cancel(job=j) for j in rnd.jobs.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING]))
-    if rnd.state not in (Round.State.CLOSED, Round.State.CANCELLED):
-        Round.objects.filter(pk=rnd.pk).update(state=Round.State.CANCELLED, finished_at=timezone.now())
+    Round.objects.filter(pk=rnd.pk).update(state=Round.State.CANCELLED, finished_at=timezone.now())
     return n
 
 

@@ -123,8 +123,22 @@ def stage_cancel(*, round: Round, stage: str) -> int:
     return n
 
 
+class StageActionRefused(ValueError):
+    """A stage action the round's state does not allow (retrying a stage of a closed round, or one it has left)."""
+
+
 def stage_retry(*, round: Round, stage: str) -> int:
-    """Re-queue the stage's failed and cancelled chunks; the round goes back to that stage."""
+    """Re-queue the stage's failed and cancelled chunks; the round goes back to that stage.
+
+    Only for the stage the round is at, or any stage of a failed or cancelled round (that resumes it there):
+    a closed round stays closed, and a round in review is not sent back to augment behind its reviewers."""
+    round = Round.objects.get(pk=round.pk)
+    if round.state == Round.State.CLOSED:
+        raise StageActionRefused(f"round {round.number} is closed: its stages cannot be retried")
+    if round.state not in (Round.State.FAILED, Round.State.CANCELLED, stage):
+        raise StageActionRefused(
+            f"round {round.number} is at {round.state}: only that stage can be retried (or any, once it failed)"
+        )
     n = 0
     for job in round.jobs.filter(stage=stage, status__in=[Job.Status.FAILED, Job.Status.CANCELLED]):
         n += services.job_retry(job=job)

@@ -100,7 +100,13 @@ def round_stage_action(request: HttpRequest, number: int, stage: str, action: st
     rnd = get_object_or_404(Round, number=number)
     if stage not in stages.STAGES or action not in ("cancel", "retry"):
         raise Http404("no such stage action")
-    n = (stages.stage_cancel if action == "cancel" else stages.stage_retry)(round=rnd, stage=stage)
+    try:
+        n = (stages.stage_cancel if action == "cancel" else stages.stage_retry)(round=rnd, stage=stage)
+    except stages.StageActionRefused as exc:
+        messages.error(request, f"Not done: {exc}.")
+        if request.htmx:
+            return HttpResponseClientRedirect(reverse("round-detail", args=[number]))
+        return redirect("round-detail", number=number)
     if not request.htmx:
         return redirect("round-detail", number=number)
     rnd.refresh_from_db()
@@ -131,8 +137,12 @@ def round_close_review(request: HttpRequest, number: int) -> HttpResponse:
 @role_required(ADMIN)
 def round_cancel(request: HttpRequest, number: int) -> HttpResponse:
     rnd = get_object_or_404(Round, number=number)
-    n = rounds.round_cancel(round=rnd)
-    messages.info(request, f"Round {rnd.number} cancelled ({n} unfinished jobs stopped).")
+    try:
+        n = rounds.round_cancel(round=rnd)
+    except rounds.RoundFinished as exc:
+        messages.error(request, f"Not cancelled: {exc}.")
+    else:
+        messages.info(request, f"Round {rnd.number} cancelled ({n} unfinished jobs stopped).")
     return redirect("round-detail", number=number)
 
 

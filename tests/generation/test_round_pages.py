@@ -359,3 +359,24 @@ def test_the_job_log_summarises_each_kind_of_job_in_a_line():
     assert job_summary("augment", {"items": 8, "completion_tokens_per_s": 14.2, "errors": 2}) == (
         "8 items · 14.2 tok/s · 2 errors"
     )
+
+
+@pytest.mark.django_db
+def test_admin_writes_respect_the_rounds_state(client, redis_conn):
+    from generation import stages
+    from tests.factories import RoundFactory, UserFactory
+
+    client.force_login(UserFactory(role="admin"))
+    closed, review = RoundFactory(state="closed"), RoundFactory(state="review")
+    page = client.post(reverse("round-cancel", args=[closed.number]), follow=True).content.decode()
+    assert "Not cancelled: round" in page and "closed already" in page
+    closed.refresh_from_db()
+    assert closed.state == "closed", "a closed round is never turned into a cancelled one"
+    for rnd, stage in ((closed, "augment"), (review, "augment")):
+        with pytest.raises(stages.StageActionRefused):
+            stages.stage_retry(round=rnd, stage=stage)
+        page = client.post(reverse("round-stage-action", args=[rnd.number, stage, "retry"]), follow=True)
+        assert "Not done:" in page.content.decode()
+        rnd.refresh_from_db()
+    assert (closed.state, review.state) == ("closed", "review"), "a round in review is not sent back to augment"
+    assert client.post(reverse("round-stage-action", args=[review.number, "nonsense", "retry"])).status_code == 404
