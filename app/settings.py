@@ -120,11 +120,14 @@ if TESTING:
     REDIS_URL = redis_url("TEST_REDIS_URL", redis_url_with_db(REDIS_URL, 15))
 
 RQ_JOB_TIMEOUT = env_int("BACKFORTH_JOB_TIMEOUT", 6 * 3600)
+# Jobs travel as JSON (a function path and a Job id), never pickles: whoever can write to Redis cannot make a
+# worker unpickle code. generation.worker.BackforthWorker reads them the same way.
+RQ_SERIALIZER = "rq.serializers.JSONSerializer"
 RQ_QUEUES = {
     # Model work: generation, scoring, fine-tuning, evaluation. One worker per GPU.
-    "gpu": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": RQ_JOB_TIMEOUT},
+    "gpu": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": RQ_JOB_TIMEOUT, "SERIALIZER": RQ_SERIALIZER},
     # Everything else: import, dedup, export, housekeeping.
-    "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": RQ_JOB_TIMEOUT},
+    "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": RQ_JOB_TIMEOUT, "SERIALIZER": RQ_SERIALIZER},
 }
 RQ = {"COMMIT_MODE": "on_db_commit"}
 

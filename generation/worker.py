@@ -12,6 +12,7 @@ import logging
 import os
 from typing import Any
 
+from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker
 
 logger = logging.getLogger(__name__)
@@ -20,6 +21,8 @@ logger = logging.getLogger(__name__)
 class BackforthWorker(SimpleWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("maintenance_interval", int(os.environ.get("BACKFORTH_RECONCILE_INTERVAL", "30")))
+        # Jobs are JSON (settings.RQ_SERIALIZER), whatever `rqworker --serializer` says: never unpickle.
+        kwargs["serializer"] = JSONSerializer
         super().__init__(*args, **kwargs)
 
     @property

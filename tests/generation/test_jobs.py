@@ -101,3 +101,18 @@ def test_the_status_page_shows_finished_stage_jobs_whose_result_has_an_items_key
     html = response.content.decode()
     assert response.status_code == 200
     assert "<dt>items</dt><dd>8</dd>" in html and "<dt>gated</dt><dd>1</dd>" in html and "heldout" not in html
+
+
+def test_jobs_travel_as_json_never_as_pickles(burst_worker, django_capture_on_commit_callbacks):
+    import json
+    import zlib
+
+    with django_capture_on_commit_callbacks(execute=True):
+        job = services.job_create(stage="ping", queue_name="default")
+    job.refresh_from_db()
+    raw = django_rq.get_connection("default").hget(f"rq:job:{job.rq_id}", "data")
+    func, _instance, args, _kwargs = json.loads(zlib.decompress(raw))
+    assert (func, args) == ("generation.jobs.run_job", [job.pk])
+    burst_worker("default")
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE, "the worker reads the JSON job and runs it"
