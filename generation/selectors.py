@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import django_rq
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 from rq import Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from app.env import redact_url
-from generation.models import Corpus, Job, ModelVersion, Round
+from generation.models import Corpus, Job, ModelVersion, Round, Segment
 from generation.pipeline import gates, signals
 from generation.queue import QUEUES
 
@@ -258,8 +261,19 @@ def win_rate_trend() -> list[list[float]]:
     return points
 
 
-def model_registry() -> list[ModelVersion]:
-    models = list(ModelVersion.objects.select_related("parent", "round").order_by("-created_at", "-id"))
+def rounds() -> QuerySet[Round]:
+    """Every round, newest first (the rounds list pages it)."""
+    return Round.objects.select_related("corpus", "base_model", "forward_model").order_by("-number")
+
+
+def model_registry() -> QuerySet[ModelVersion]:
+    """Every model, newest first (the registry pages it; `model_rows` prepares a page for the template)."""
+    return ModelVersion.objects.select_related("parent", "round").order_by("-created_at", "-id")
+
+
+def model_rows(models: Iterable[ModelVersion]) -> list[ModelVersion]:
+    """Models with their loss values and held-out comparison at hand for the registry's table."""
+    models = list(models)
     for m in models:  # the sparkline wants the loss values alone
         m.metrics["loss_curve_values"] = [point[1] for point in m.metrics.get("loss_curve", [])]
         # Held-out NLL against the model it replaces: forward models in their evaluation, backward ones apart.
@@ -273,5 +287,19 @@ def round_candidate_counts(rnd: Round) -> dict[str, int]:
     return dict(rnd.candidates.values_list("status").annotate(n=Count("id")).order_by())
 
 
-def corpora() -> list[Corpus]:
-    return list(Corpus.objects.annotate(n_segments=Count("segments")).order_by("name"))
+def corpora() -> QuerySet[Corpus]:
+    """Every corpus with its segment count, by name (the corpus list pages it)."""
+    return Corpus.objects.annotate(n_segments=Count("segments")).order_by("name", "id")
+
+
+def launchable_corpora() -> QuerySet[Corpus]:
+    """Corpora a round can sample from: those with segments (a legacy empty corpus is left out)."""
+    return Corpus.objects.filter(Exists(Segment.objects.filter(corpus=OuterRef("pk"))))
+
+
+def corpus_imports(*, limit: int = 10) -> list[Job]:
+    """Uploads still importing, and those refused in the last day, for the corpus list (their corpus appears only
+    once the import succeeds)."""
+    recent_failure = Q(status=Job.Status.FAILED, created_at__gte=timezone.now() - timedelta(days=1))
+    pending = Q(status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
+    return list(Job.objects.filter(pending | recent_failure, stage="ingest").order_by("-id")[:limit])
