@@ -8,6 +8,7 @@ from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db.models import Count, F, Func, Q, QuerySet
 
 from annotation.models import AuditEvent, Candidate, SeedExample
+from generation.selectors import round_scores
 
 
 def seed_examples(
@@ -167,7 +168,7 @@ def round_dashboard(rnd: Any) -> dict[str, Any]:
         "status_parts": [[k, v] for k, v in sorted(counts.items())],
         "acceptance_rate": accepted / decided if decided else None,
         "decided": decided,
-        "scores": list(rnd.candidates.exclude(score=None).values_list("score", flat=True)),
+        "scores": round_scores(rnd),
         "annotators": annotators,
         "agreement": agreement,
         "kappa_label": interpret_kappa(agreement["fleiss_kappa"]),

@@ -16,6 +16,8 @@ from django.utils import timezone
 from rq import Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
+from app.binning import sql_bins, sql_range
+from app.charts import Bins
 from app.env import redact_url
 from generation.models import Corpus, Job, ModelVersion, Round, Segment
 from generation.pipeline import gates, signals
@@ -199,8 +201,14 @@ def review_progress(rnd: Round) -> dict[str, int]:
     return {"reviewed": reviewed, "pending_kept": pending, "total": reviewed + pending}
 
 
-def round_scores(rnd: Round) -> list[float]:
-    return list(rnd.candidates.exclude(score=None).values_list("score", flat=True))
+#: The rubric's expected score (1–5) histogram of the round and dashboard pages.
+RUBRIC_BINS, RUBRIC_LO, RUBRIC_HI = 16, 1.0, 5.0
+KEEP_SCORE_BINS = 16
+
+
+def round_scores(rnd: Round) -> Bins | None:
+    """The rubric scores' histogram counts (binned by PostgreSQL), or None when no pair has a score."""
+    return sql_bins(rnd.candidates.all(), "score", bins=RUBRIC_BINS, lo=RUBRIC_LO, hi=RUBRIC_HI)
 
 
 def round_gate_counts(rnd: Round) -> list[dict[str, Any]]:
@@ -210,21 +218,23 @@ def round_gate_counts(rnd: Round) -> list[dict[str, Any]]:
 
 
 def round_keep_scores(rnd: Round) -> dict[str, Any] | None:
-    """The keep rule's scores for the histogram: values, the signal's name, a range that holds them, the cut."""
+    """The keep rule's scores for the histogram: counts binned by PostgreSQL over a range that holds them, the
+    signal's name and the cut."""
     cur = rnd.config.get("curation", {})
     signal = signals.RANK_SIGNAL[signals.rule_of(cur)]
     if signal == "rubric":
         return None  # the rubric histogram is drawn already
-    values = list(rnd.candidates.exclude(keep_score=None).values_list("keep_score", flat=True))
-    if not values:
+    found = sql_range(rnd.candidates.all(), "keep_score")
+    if found is None:
         return None
-    lo, hi = min(values), max(values)
+    lo, hi = found
     pad = (hi - lo) * 0.05 or 0.5
+    lo, hi = round(lo - pad, 3), round(hi + pad, 3)
     return {
-        "values": values,
+        "bins": sql_bins(rnd.candidates.all(), "keep_score", bins=KEEP_SCORE_BINS, lo=lo, hi=hi),
         "label": signals.LABELS[signal],
-        "lo": round(lo - pad, 3),
-        "hi": round(hi + pad, 3),
+        "lo": lo,
+        "hi": hi,
         "marker": cur.get("threshold"),
     }
 
