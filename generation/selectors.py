@@ -105,6 +105,10 @@ def recent_jobs(*, limit: int = 10) -> list[Job]:
     return jobs
 
 
+HOME_CORPORA = 20
+TREND_ROUNDS = 200
+
+
 def overview_counts() -> dict[str, Any]:
     """Numbers for the home page."""
     from annotation.models import Candidate, SeedExample
@@ -113,7 +117,8 @@ def overview_counts() -> dict[str, Any]:
     return {
         "seed_by_source": seed,
         "seed_total": sum(seed.values()),
-        "corpora": list(Corpus.objects.annotate(n_segments=Count("segments")).order_by("name")),
+        "corpora": list(corpora()[:HOME_CORPORA]),
+        "corpora_total": Corpus.objects.count(),
         "rounds": Round.objects.count(),
         "candidates": Candidate.objects.count(),
         "models": ModelVersion.objects.count(),
@@ -262,13 +267,14 @@ def keep_rule_text(curation: dict[str, Any]) -> str:
 
 
 def win_rate_trend() -> list[list[float]]:
-    """(round number, win rate %) of every evaluated round, for the trend chart."""
-    points = []
-    for number, metrics in Round.objects.order_by("number").values_list("number", "metrics"):
-        ev = (metrics or {}).get("evaluation") or {}
-        if ev.get("n"):
-            points.append([number, round(100 * ev["win_rate_ties_half"], 1)])
-    return points
+    """(round number, win rate %) of the newest evaluated rounds (at most TREND_ROUNDS), for the trend chart; only
+    the two numbers are read from each round's metrics."""
+    rows = (
+        Round.objects.filter(metrics__evaluation__n__gt=0)
+        .order_by("-number")
+        .values_list("number", "metrics__evaluation__win_rate_ties_half")[:TREND_ROUNDS]
+    )
+    return [[number, round(100 * rate, 1)] for number, rate in reversed(rows) if rate is not None]
 
 
 def rounds() -> QuerySet[Round]:
