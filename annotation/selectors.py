@@ -8,6 +8,7 @@ from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db.models import Count, F, Func, Q, QuerySet
 
 from annotation.models import AuditEvent, Candidate, SeedExample
+from generation.selectors import round_scores
 
 
 def seed_examples(
@@ -66,8 +67,8 @@ def seed_facets() -> dict[str, list]:
     }
 
 
-def rounds_in_review() -> list[Any]:
-    """Rounds whose queue has work, with how much is left."""
+def rounds_in_review(limit: int = 100) -> list[Any]:
+    """Rounds in review (the newest `limit`; a handful at a time in practice), with how much is left."""
     from generation.models import Round
 
     return list(
@@ -77,7 +78,7 @@ def rounds_in_review() -> list[Any]:
             reviewed=Count("candidates", filter=Q(candidates__status__in=Candidate.REVIEWED)),
         )
         .select_related("corpus")
-        .order_by("-number")
+        .order_by("-number")[:limit]
     )
 
 
@@ -133,6 +134,9 @@ def is_open_disagreement(candidate: Candidate) -> bool:
     return len(labels) > 1 and not settled
 
 
+REASONS = 20  # the dashboard's most frequent reject reasons
+
+
 def round_dashboard(rnd: Any) -> dict[str, Any]:
     """What a curator wants to see about a round's review, as numbers and chart data."""
     from django.db.models import Avg, Sum
@@ -161,13 +165,15 @@ def round_dashboard(rnd: Any) -> dict[str, Any]:
     for a in annotators:
         a["per_hour"] = round(3600 * a["decisions"] / a["seconds"], 1) if a["seconds"] else None
     agreement = round_agreement(_decisions_by_item(rnd.pk))
-    reasons = list(reviews.filter(action="reject").values("reason").annotate(n=Count("id")).order_by("-n"))
+    reasons = list(
+        reviews.filter(action="reject").values("reason").annotate(n=Count("id")).order_by("-n", "reason")[:REASONS]
+    )
     return {
         "counts": counts,
         "status_parts": [[k, v] for k, v in sorted(counts.items())],
         "acceptance_rate": accepted / decided if decided else None,
         "decided": decided,
-        "scores": list(rnd.candidates.exclude(score=None).values_list("score", flat=True)),
+        "scores": round_scores(rnd),
         "annotators": annotators,
         "agreement": agreement,
         "kappa_label": interpret_kappa(agreement["fleiss_kappa"]),

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -23,6 +24,7 @@ from annotation.forms import AdjudicateForm, DecisionForm, SeedExampleForm
 from annotation.models import Candidate, SeedExample, Source
 from annotation.roles import ANNOTATOR, CURATOR, role_required
 from app.params import parse_id, parse_ids, safe_next
+from app.uploads import upload_refusal
 from generation.models import Round
 from generation.selectors import overview_counts
 
@@ -119,11 +121,14 @@ def seed_bulk(request: HttpRequest) -> HttpResponse:
 @role_required(CURATOR)
 def seed_import(request: HttpRequest) -> HttpResponse:
     upload = request.FILES.get("file")
-    if upload is None:
-        messages.error(request, "Choose a file to import.")
+    refusal = upload_refusal(request, [upload] if upload else [], megabytes=settings.BACKFORTH_MAX_SEED_UPLOAD_MB)
+    if refusal is None and upload is None:
+        refusal = "Choose a file to import."
+    if refusal is not None:
+        messages.error(request, refusal)
         return redirect("seed-list")
     try:
-        text = upload.read().decode("utf-8")
+        text = upload.read().decode("utf-8")  # at most BACKFORTH_MAX_SEED_UPLOAD_MB, checked above
         fmt, created = services.seed_import(
             user=request.user,
             name=upload.name,

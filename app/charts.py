@@ -16,11 +16,16 @@ import html
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 __all__ = [
     "PALETTE",
     "WIN_TIE_LOSS_COLORS",
+    "Bins",
+    "bin_values",
     "histogram",
+    "histogram_binned",
+    "histogram_range",
     "line_chart",
     "sparkline",
     "stacked_bar",
@@ -486,6 +491,66 @@ def stacked_bar(
     return _svg("stacked-bar", width, height, ", ".join(summary), body)
 
 
+@dataclass(frozen=True)
+class Bins:
+    """A histogram's counts: ``counts[i]`` values in bin i of ``bins`` equal bins over ``[lo, hi]`` (the last bin
+    closed), and how many finite values fell ``outside`` that range. Built by :func:`bin_values` from values, or by a
+    database query doing the same arithmetic (app/binning.py), and drawn by :func:`histogram_binned`."""
+
+    counts: tuple[int, ...]
+    lo: float
+    hi: float
+    outside: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+
+#: Added before truncating to a bin: keeps a value on a bin edge (0.3 with ten bins over [0, 1]) out of the bin below.
+BIN_EPSILON = 1e-9
+
+
+def histogram_range(lo: float, hi: float) -> tuple[float, float]:
+    """The range a histogram over ``[lo, hi]`` really bins (ordered, and widened when it is a single value)."""
+    return _pad_range(*sorted((lo, hi)))
+
+
+def _bin_count(bins: object) -> int:
+    requested = _to_float(bins)
+    return 10 if requested is None else max(1, min(int(requested), 1000))
+
+
+def bin_values(
+    values: Iterable[object],
+    *,
+    bins: int = 10,
+    lo: float | None = None,
+    hi: float | None = None,
+    marker: float | None = None,
+) -> Bins | None:
+    """``values`` counted into ``bins`` equal bins over ``[lo, hi]`` (default: the data's range, widened to include
+    ``marker``); non-finite values are skipped. None when there is no finite value at all."""
+    data = [v for v in map(_to_float, values) if v is not None]
+    if not data:
+        return None
+    bins = _bin_count(bins)
+    mark = _to_float(marker)
+    low, high = _to_float(lo), _to_float(hi)
+    extra = [] if mark is None else [mark]
+    low = min(data + extra) if low is None else low
+    high = max(data + extra) if high is None else high
+    low, high = histogram_range(low, high)
+    counts = [0] * bins
+    outside = 0
+    for value in data:
+        if value < low or value > high:
+            outside += 1
+            continue
+        counts[min(bins - 1, int(_scale(value, low, high, 0, bins) + BIN_EPSILON))] += 1
+    return Bins(tuple(counts), low, high, outside)
+
+
 def histogram(
     values: Sequence[float],
     *,
@@ -504,28 +569,26 @@ def histogram(
     above it. ``marker`` (e.g. a curation threshold) draws a dashed ``<line class="chart-marker">`` when it lies in the
     range. All-equal values land in one bin of a padded range; no finite value at all gives a "no data" chart.
     """
-    width, height = _size(width, 480, 120), _size(height, 140, 70)
-    data = [v for v in map(_to_float, values) if v is not None]
-    mark = _to_float(marker)
-    requested = _to_float(bins)
-    bins = 10 if requested is None else max(1, min(int(requested), 1000))
-    name = x_label or "Histogram"
-    if not data:
-        return _no_data("histogram", width, height, name)
+    binned = bin_values(values, bins=bins, lo=lo, hi=hi, marker=marker)
+    return histogram_binned(binned, width=width, height=height, x_label=x_label, marker=marker)
 
-    low, high = _to_float(lo), _to_float(hi)
-    extra = [] if mark is None else [mark]
-    low = min(data + extra) if low is None else low
-    high = max(data + extra) if high is None else high
-    low, high = _pad_range(*sorted((low, high)))
-    counts = [0] * bins
-    outside = 0
-    for value in data:
-        if value < low or value > high:
-            outside += 1
-            continue
-        # The epsilon keeps a value on a bin edge (0.3 with ten bins over [0, 1]) out of the bin below.
-        counts[min(bins - 1, int(_scale(value, low, high, 0, bins) + 1e-9))] += 1
+
+def histogram_binned(
+    binned: Bins | None,
+    *,
+    width: float = 480,
+    height: float = 140,
+    x_label: str = "",
+    marker: float | None = None,
+) -> str:
+    """:func:`histogram` of counts already binned (:class:`Bins`; None or no bin draws a "no data" chart)."""
+    width, height = _size(width, 480, 120), _size(height, 140, 70)
+    mark = _to_float(marker)
+    name = x_label or "Histogram"
+    if binned is None or not binned.counts:
+        return _no_data("histogram", width, height, name)
+    counts, low, high, outside = list(binned.counts), binned.lo, binned.hi, binned.outside
+    bins = len(counts)
 
     _, count_hi, count_ticks = _ticks(0, max(max(counts), 1), extend=True, integer=True)
     _, _, x_ticks = _ticks(low, high, extend=False)
@@ -590,7 +653,7 @@ def histogram(
             )
         )
 
-    title = f"{name}: {len(data) - outside} values"
+    title = f"{name}: {binned.total} values"
     if outside:
         title += f" ({outside} outside {_fmt(low)}–{_fmt(high)})"
     if mark is not None:

@@ -256,3 +256,19 @@ if DEBUG or TESTING:
     # Serve static files straight from the app directories (no collectstatic needed).
     WHITENOISE_USE_FINDERS = True
     WHITENOISE_AUTOREFRESH = True
+
+# Upload limits (app/uploads.py): a corpus upload (the whole request) up to BACKFORTH_MAX_UPLOAD_MB, a seed import
+# file up to BACKFORTH_MAX_SEED_UPLOAD_MB; larger ones are refused with a message, not stored. Files above
+# FILE_UPLOAD_MAX_MEMORY_SIZE stream to a temporary file; form bodies without files are capped by
+# DATA_UPLOAD_MAX_MEMORY_SIZE (Django answers 400 above it).
+BACKFORTH_MAX_UPLOAD_MB = env_int("BACKFORTH_MAX_UPLOAD_MB", 200)
+BACKFORTH_MAX_SEED_UPLOAD_MB = env_int("BACKFORTH_MAX_SEED_UPLOAD_MB", 20)
+if min(BACKFORTH_MAX_UPLOAD_MB, BACKFORTH_MAX_SEED_UPLOAD_MB) < 1:
+    raise ImproperlyConfigured("BACKFORTH_MAX_UPLOAD_MB and BACKFORTH_MAX_SEED_UPLOAD_MB must be at least 1")
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 2**20
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 2**20
+FILE_UPLOAD_HANDLERS = [
+    "app.uploads.UploadLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]

@@ -8,7 +8,8 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from generation.models import Corpus, ModelVersion
+from generation import selectors
+from generation.models import ModelVersion
 from generation.pipeline import config as round_config
 from generation.pipeline import evaluation
 from generation.pipeline.config import ConfigError
@@ -17,7 +18,7 @@ MAX_PROMPT_FILE_BYTES = 5 * 2**20
 
 
 class RoundLaunchForm(forms.Form):
-    corpus = forms.ModelChoiceField(queryset=Corpus.objects.order_by("name"), empty_label=None)
+    corpus = forms.ModelChoiceField(queryset=selectors.launchable_corpora().order_by("name"), empty_label=None)
     base_model = forms.ModelChoiceField(
         queryset=ModelVersion.objects.filter(role__in=["base", "forward"]).order_by("-created_at"),
         empty_label=None,
@@ -83,7 +84,7 @@ class RoundLaunchForm(forms.Form):
     def initial_values(cls) -> dict[str, Any]:
         d = round_config.DEFAULTS
         default_base = ModelVersion.objects.filter(role="base", path=str(Path(settings.DEFAULT_MODEL).resolve()))
-        newest = Corpus.objects.order_by("-created_at").first()
+        newest = selectors.launchable_corpora().order_by("-created_at").first()
         return {
             "corpus": newest,
             "base_model": default_base.first() or ModelVersion.objects.filter(role="base").first(),

@@ -2,6 +2,7 @@
 
 The I/O half of generation/corpus/ (readers, filters and dedup are pure). One import is one transaction: a bad
 file anywhere (ReadError names the file and line) rolls the whole import back, so nothing half-imported stays.
+`corpus_import` creates a new corpus inside that transaction too, so a refused import leaves no empty corpus.
 """
 
 from __future__ import annotations
@@ -26,11 +27,19 @@ from generation.corpus.dedup import (
     sign_new,
 )
 from generation.corpus.filters import clean_document
-from generation.corpus.readers import ReadStats, read_documents
+from generation.corpus.readers import ReadError, ReadStats, read_documents
 from generation.models import Corpus, Segment
 
 EXAMPLES_PER_REASON = 3
 BATCH = 1000
+
+
+class NothingImported(Exception):
+    """An import that would leave its corpus without a single segment (every passage dropped): refused whole."""
+
+
+# What an import answers when it is refused; nothing of it stays in the database.
+REFUSED = (ReadError, NothingImported)
 
 
 @dataclass
@@ -205,3 +214,20 @@ def ingest_files(
         fresh.stats = {**fresh.stats, "imports": [*fresh.stats.get("imports", []), report.as_dict()]}
         fresh.save(update_fields=["sources", "stats"])
     return report
+
+
+def corpus_import(
+    *, name: str, paths: Iterable[str | Path], user: Any = None, **options: Any
+) -> tuple[Corpus, IngestReport]:
+    """Import `paths` into the corpus `name`, creating it in the same transaction: a refused import (a bad file,
+    or no passage kept in a corpus that has none) raises one of `REFUSED` and leaves no corpus row, no segment
+    and no band key behind. `options` go to `ingest_files`."""
+    with transaction.atomic():
+        corpus, _ = Corpus.objects.get_or_create(name=name, defaults={"created_by": user})
+        report = ingest_files(corpus=corpus, paths=paths, **options)
+        if not corpus.segments.exists():
+            drops = ", ".join(f"{k} {v}" for k, v in report.drops.most_common()) or "no documents"
+            raise NothingImported(
+                f"no passage of {report.documents} documents was kept ({drops}), so {name} would be empty"
+            )
+    return corpus, report

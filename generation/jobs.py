@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import close_old_connections, connection
 
 from generation import services
@@ -29,22 +32,41 @@ def _ping(job: Job) -> dict[str, Any]:
 
 
 def _ingest(job: Job) -> dict[str, Any]:
-    """Import uploaded files into a corpus (queue `default`); a bad file fails the job permanently with the file
-    and line, and nothing is imported."""
-    from generation.corpus.readers import ReadError
-    from generation.ingest import ingest_files
+    """Import uploaded files into a corpus (queue `default`), creating the corpus in the import's transaction; a
+    refused import (a bad file, or nothing kept) fails the job permanently with the file and line, leaves no corpus
+    and no segment behind, and its uploaded files are deleted."""
+    from django.contrib.auth import get_user_model
+
+    from generation.ingest import REFUSED, corpus_import
     from generation.models import Corpus
 
-    corpus = Corpus.objects.get(pk=job.payload["corpus_id"])
+    payload = job.payload
+    # Jobs queued before the corpus was created by the job name it by id.
+    name = payload.get("corpus_name") or Corpus.objects.get(pk=payload["corpus_id"]).name
+    user = get_user_model().objects.filter(pk=payload.get("user_id")).first() if payload.get("user_id") else None
     try:
-        report = ingest_files(
-            corpus=corpus,
-            paths=job.payload["paths"],
+        corpus, report = corpus_import(
+            name=name,
+            paths=payload["paths"],
+            user=user,
             on_document=lambda n: services.job_progress(job=job, done=0, total=0) if n % 500 == 0 else None,
         )
-    except ReadError as exc:
+    except REFUSED as exc:
+        _remove_uploads(payload["paths"])
         raise PermanentJobError(f"{exc} — nothing was imported") from exc
-    return {k: v for k, v in report.as_dict().items() if k != "examples"}
+    return {"corpus_id": corpus.pk, **{k: v for k, v in report.as_dict().items() if k != "examples"}}
+
+
+def _remove_uploads(paths: list[str]) -> None:
+    """Delete the uploaded files of a refused import (only files under DATA_DIR/uploads, and their folder)."""
+    root = (Path(settings.DATA_DIR) / "uploads").resolve()
+    for raw in paths:
+        path = Path(raw).resolve()
+        if path.parent.parent != root:
+            continue
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty: another file of the upload is still there
+            path.parent.rmdir()
 
 
 HANDLERS: dict[str, Callable[[Job], dict[str, Any] | None]] = {"ping": _ping, "ingest": _ingest}

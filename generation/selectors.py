@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import django_rq
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 from rq import Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
+from app.binning import sql_bins, sql_range
+from app.charts import Bins
 from app.env import redact_url
-from generation.models import Corpus, Job, ModelVersion, Round
+from generation.models import Corpus, Job, ModelVersion, Round, Segment
 from generation.pipeline import gates, signals
 from generation.queue import QUEUES
 
@@ -100,6 +105,10 @@ def recent_jobs(*, limit: int = 10) -> list[Job]:
     return jobs
 
 
+HOME_CORPORA = 20
+TREND_ROUNDS = 200
+
+
 def overview_counts() -> dict[str, Any]:
     """Numbers for the home page."""
     from annotation.models import Candidate, SeedExample
@@ -108,7 +117,8 @@ def overview_counts() -> dict[str, Any]:
     return {
         "seed_by_source": seed,
         "seed_total": sum(seed.values()),
-        "corpora": list(Corpus.objects.annotate(n_segments=Count("segments")).order_by("name")),
+        "corpora": list(corpora()[:HOME_CORPORA]),
+        "corpora_total": Corpus.objects.count(),
         "rounds": Round.objects.count(),
         "candidates": Candidate.objects.count(),
         "models": ModelVersion.objects.count(),
@@ -196,8 +206,14 @@ def review_progress(rnd: Round) -> dict[str, int]:
     return {"reviewed": reviewed, "pending_kept": pending, "total": reviewed + pending}
 
 
-def round_scores(rnd: Round) -> list[float]:
-    return list(rnd.candidates.exclude(score=None).values_list("score", flat=True))
+#: The rubric's expected score (1–5) histogram of the round and dashboard pages.
+RUBRIC_BINS, RUBRIC_LO, RUBRIC_HI = 16, 1.0, 5.0
+KEEP_SCORE_BINS = 16
+
+
+def round_scores(rnd: Round) -> Bins | None:
+    """The rubric scores' histogram counts (binned by PostgreSQL), or None when no pair has a score."""
+    return sql_bins(rnd.candidates.all(), "score", bins=RUBRIC_BINS, lo=RUBRIC_LO, hi=RUBRIC_HI)
 
 
 def round_gate_counts(rnd: Round) -> list[dict[str, Any]]:
@@ -207,21 +223,23 @@ def round_gate_counts(rnd: Round) -> list[dict[str, Any]]:
 
 
 def round_keep_scores(rnd: Round) -> dict[str, Any] | None:
-    """The keep rule's scores for the histogram: values, the signal's name, a range that holds them, the cut."""
+    """The keep rule's scores for the histogram: counts binned by PostgreSQL over a range that holds them, the
+    signal's name and the cut."""
     cur = rnd.config.get("curation", {})
     signal = signals.RANK_SIGNAL[signals.rule_of(cur)]
     if signal == "rubric":
         return None  # the rubric histogram is drawn already
-    values = list(rnd.candidates.exclude(keep_score=None).values_list("keep_score", flat=True))
-    if not values:
+    found = sql_range(rnd.candidates.all(), "keep_score")
+    if found is None:
         return None
-    lo, hi = min(values), max(values)
+    lo, hi = found
     pad = (hi - lo) * 0.05 or 0.5
+    lo, hi = round(lo - pad, 3), round(hi + pad, 3)
     return {
-        "values": values,
+        "bins": sql_bins(rnd.candidates.all(), "keep_score", bins=KEEP_SCORE_BINS, lo=lo, hi=hi),
         "label": signals.LABELS[signal],
-        "lo": round(lo - pad, 3),
-        "hi": round(hi + pad, 3),
+        "lo": lo,
+        "hi": hi,
         "marker": cur.get("threshold"),
     }
 
@@ -249,17 +267,29 @@ def keep_rule_text(curation: dict[str, Any]) -> str:
 
 
 def win_rate_trend() -> list[list[float]]:
-    """(round number, win rate %) of every evaluated round, for the trend chart."""
-    points = []
-    for number, metrics in Round.objects.order_by("number").values_list("number", "metrics"):
-        ev = (metrics or {}).get("evaluation") or {}
-        if ev.get("n"):
-            points.append([number, round(100 * ev["win_rate_ties_half"], 1)])
-    return points
+    """(round number, win rate %) of the newest evaluated rounds (at most TREND_ROUNDS), for the trend chart; only
+    the two numbers are read from each round's metrics."""
+    rows = (
+        Round.objects.filter(metrics__evaluation__n__gt=0)
+        .order_by("-number")
+        .values_list("number", "metrics__evaluation__win_rate_ties_half")[:TREND_ROUNDS]
+    )
+    return [[number, round(100 * rate, 1)] for number, rate in reversed(rows) if rate is not None]
 
 
-def model_registry() -> list[ModelVersion]:
-    models = list(ModelVersion.objects.select_related("parent", "round").order_by("-created_at", "-id"))
+def rounds() -> QuerySet[Round]:
+    """Every round, newest first (the rounds list pages it)."""
+    return Round.objects.select_related("corpus", "base_model", "forward_model").order_by("-number")
+
+
+def model_registry() -> QuerySet[ModelVersion]:
+    """Every model, newest first (the registry pages it; `model_rows` prepares a page for the template)."""
+    return ModelVersion.objects.select_related("parent", "round").order_by("-created_at", "-id")
+
+
+def model_rows(models: Iterable[ModelVersion]) -> list[ModelVersion]:
+    """Models with their loss values and held-out comparison at hand for the registry's table."""
+    models = list(models)
     for m in models:  # the sparkline wants the loss values alone
         m.metrics["loss_curve_values"] = [point[1] for point in m.metrics.get("loss_curve", [])]
         # Held-out NLL against the model it replaces: forward models in their evaluation, backward ones apart.
@@ -273,5 +303,19 @@ def round_candidate_counts(rnd: Round) -> dict[str, int]:
     return dict(rnd.candidates.values_list("status").annotate(n=Count("id")).order_by())
 
 
-def corpora() -> list[Corpus]:
-    return list(Corpus.objects.annotate(n_segments=Count("segments")).order_by("name"))
+def corpora() -> QuerySet[Corpus]:
+    """Every corpus with its segment count, by name (the corpus list pages it)."""
+    return Corpus.objects.annotate(n_segments=Count("segments")).order_by("name", "id")
+
+
+def launchable_corpora() -> QuerySet[Corpus]:
+    """Corpora a round can sample from: those with segments (a legacy empty corpus is left out)."""
+    return Corpus.objects.filter(Exists(Segment.objects.filter(corpus=OuterRef("pk"))))
+
+
+def corpus_imports(*, limit: int = 10) -> list[Job]:
+    """Uploads still importing, and those refused in the last day, for the corpus list (their corpus appears only
+    once the import succeeds)."""
+    recent_failure = Q(status=Job.Status.FAILED, created_at__gte=timezone.now() - timedelta(days=1))
+    pending = Q(status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
+    return list(Job.objects.filter(pending | recent_failure, stage="ingest").order_by("-id")[:limit])

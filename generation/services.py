@@ -238,12 +238,12 @@ def jobs_reconcile(*, stale_after: float = 60.0, grace: float = 10.0) -> dict[st
 
 
 def corpus_upload(*, name: str, uploads: list[Any], user: Any = None) -> Job:
-    """Save uploaded files under the data dir and queue their import into corpus `name` (created if missing)."""
+    """Save uploaded files under the data dir and queue their import into corpus `name`. The corpus is created by
+    the import job, in the import's transaction (generation.ingest.corpus_import): a refused import leaves none."""
     import uuid
 
     from django.conf import settings
 
-    corpus, _ = Corpus.objects.get_or_create(name=name, defaults={"created_by": user})
     folder = Path(settings.DATA_DIR) / "uploads" / uuid.uuid4().hex[:12]
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -253,4 +253,5 @@ def corpus_upload(*, name: str, uploads: list[Any], user: Any = None) -> Job:
             for chunk in upload.chunks():
                 f.write(chunk)
         paths.append(str(target))
-    return job_create(stage="ingest", queue_name="default", payload={"corpus_id": corpus.pk, "paths": paths})
+    payload = {"corpus_name": name, "paths": paths, "user_id": getattr(user, "pk", None)}
+    return job_create(stage="ingest", queue_name="default", payload=payload)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -9,10 +10,18 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from annotation.roles import ADMIN, CURATOR, has_role, role_required
 from app.errorlog import recent_errors
+from app.pagination import paginate
+from app.uploads import describe_limit, upload_refusal
 from generation import rounds, selectors, services, stages
 from generation.forms import ModelRegisterForm, RoundLaunchForm
 from generation.models import Corpus, ModelVersion, Round
 from generation.pipeline import signals
+
+ROUNDS_PER_PAGE = 25
+MODELS_PER_PAGE = 25
+CORPORA_PER_PAGE = 25
+SEGMENTS_PER_PAGE = 20
+CORPUS_NAME_MAX = Corpus._meta.get_field("name").max_length
 
 
 @require_GET
@@ -38,8 +47,8 @@ def status_ping(request: HttpRequest) -> HttpResponse:
 @require_GET
 @role_required(ADMIN)
 def round_list(request: HttpRequest) -> HttpResponse:
-    all_rounds = Round.objects.select_related("corpus", "base_model", "forward_model").order_by("-number")
-    return render(request, "generation/round_list.html", {"rounds": all_rounds, "trend": selectors.win_rate_trend()})
+    page = paginate(request, selectors.rounds(), per_page=ROUNDS_PER_PAGE)
+    return render(request, "generation/round_list.html", {"rounds": page, "trend": selectors.win_rate_trend()})
 
 
 @require_http_methods(["GET", "POST"])
@@ -157,10 +166,12 @@ def model_list(request: HttpRequest) -> HttpResponse:
         )
         messages.success(request, f"{model.name} {'registered' if created else 'was already registered'}.")
         return redirect("model-list")
+    page = paginate(request, selectors.model_registry(), per_page=MODELS_PER_PAGE)
+    page.object_list = selectors.model_rows(page.object_list)
     return render(
         request,
         "generation/model_list.html",
-        {"models": selectors.model_registry(), "form": form},
+        {"models": page, "form": form},
         status=400 if form.errors else 200,
     )
 
@@ -168,18 +179,33 @@ def model_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @role_required(CURATOR)
 def corpus_list(request: HttpRequest) -> HttpResponse:
-    """The corpora; admins upload files here (imported by a job on the `default` queue)."""
+    """The corpora; admins upload files here (imported by a job on the `default` queue, which creates the corpus
+    only when the import succeeds)."""
     if request.method == "POST":
         if not has_role(request.user, ADMIN):
             return HttpResponse("Only admins import corpora.", status=403)
         name, uploads = request.POST.get("name", "").strip(), request.FILES.getlist("files")
-        if not name or not uploads:
-            messages.error(request, "Give the corpus a name and choose at least one file.")
-            return redirect("corpus-list")
+        refusal = upload_refusal(request, uploads, megabytes=settings.BACKFORTH_MAX_UPLOAD_MB)
+        if refusal is None and (not name or not uploads):
+            refusal = "Give the corpus a name and choose at least one file."
+        if refusal is None and len(name) > CORPUS_NAME_MAX:
+            refusal = f"The corpus name is longer than {CORPUS_NAME_MAX} characters."
+        if refusal is not None:
+            messages.error(request, refusal)
+            return _corpus_list_page(request, status=400)
         job = services.corpus_upload(name=name, uploads=uploads, user=request.user)
         messages.success(request, f"Importing {len(uploads)} file(s) into {name} (job {job.pk}); see System status.")
         return redirect("corpus-list")
-    return render(request, "generation/corpus_list.html", {"corpora": selectors.corpora()})
+    return _corpus_list_page(request)
+
+
+def _corpus_list_page(request: HttpRequest, *, status: int = 200) -> HttpResponse:
+    context = {
+        "corpora": paginate(request, selectors.corpora(), per_page=CORPORA_PER_PAGE),
+        "imports": selectors.corpus_imports(),
+        "max_upload": describe_limit(settings.BACKFORTH_MAX_UPLOAD_MB),
+    }
+    return render(request, "generation/corpus_list.html", context, status=status)
 
 
 @require_GET
@@ -187,8 +213,9 @@ def corpus_list(request: HttpRequest) -> HttpResponse:
 def corpus_detail(request: HttpRequest, pk: int) -> HttpResponse:
     corpus = get_object_or_404(Corpus, pk=pk)
     imports = corpus.stats.get("imports", [])
+    segments = paginate(request, corpus.segments.order_by("-id"), per_page=SEGMENTS_PER_PAGE)
     return render(
         request,
         "generation/corpus_detail.html",
-        {"corpus": corpus, "imports": imports, "segments": corpus.segments.order_by("-id")[:20]},
+        {"corpus": corpus, "imports": imports, "segments": segments},
     )

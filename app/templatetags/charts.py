@@ -135,7 +135,17 @@ def histogram_tag(
     x_label: str = "",
     marker: object = None,
 ) -> SafeString:
-    """``{% histogram values bins=20 lo=0 hi=1 x_label="score" marker=threshold %}``."""
+    """``{% histogram values bins=20 lo=0 hi=1 x_label="score" marker=threshold %}``; ``values`` may also be counts
+    already binned (:class:`app.charts.Bins`, e.g. from app/binning.py), which carry their own bins and range."""
+    if isinstance(values, charts.Bins):
+        svg = charts.histogram_binned(
+            values,
+            width=_number(width, 480),
+            height=_number(height, 140),
+            x_label=str(x_label),
+            marker=_optional(marker),
+        )
+        return mark_safe(svg)  # every caller-provided string is escaped by app.charts
     svg = charts.histogram(
         _items(values),  # type: ignore[arg-type]  # non-numeric entries are skipped by the chart
         bins=int(_number(bins, 10)),

@@ -44,3 +44,27 @@ def test_user_create_with_role_resets_password_and_role():
     assert list(again.groups.values_list("name", flat=True)) == ["curator"]
     with pytest.raises(ValueError, match="unknown role"):
         services.user_create_with_role(username="x", password="y", role="boss")
+
+
+def test_a_refused_seed_import_writes_nothing_at_all():
+    from annotation import formats
+    from annotation.models import AuditEvent
+
+    bad = '{"instruction": "Q1", "response": "A1"}\n{"instruction": "Q2"}\n'
+    with pytest.raises((formats.FormatError, ValueError)):
+        services.seed_import(user=None, name="bad.jsonl", text=bad)
+    assert SeedExample.objects.count() == 0 and AuditEvent.objects.count() == 0
+
+
+def test_a_seed_file_over_the_limit_is_refused_with_the_limit_named(client, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.BACKFORTH_MAX_SEED_UPLOAD_MB = 0.001  # about 1 KB
+    client.force_login(UserFactory(role=CURATOR))
+    line = b'{"instruction": "Q", "response": "A"}\n'
+    response = client.post(reverse("seed-import"), {"file": SimpleUploadedFile("big.jsonl", line * 100)}, follow=True)
+    assert response.status_code == 200
+    assert "big.jsonl is 3.7 KB, over the 0.001 MB limit. Nothing was imported." in response.content.decode()
+    assert SeedExample.objects.count() == 0
+    ok = client.post(reverse("seed-import"), {"file": SimpleUploadedFile("ok.jsonl", line * 2)}, follow=True)
+    assert "Imported 2 examples" in ok.content.decode() and SeedExample.objects.count() == 2

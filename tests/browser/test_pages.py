@@ -60,10 +60,10 @@ def test_curator_searches_the_seed_set_as_they_type(page):
 def test_admin_launches_a_round_from_the_form_and_watches_it_fail_clearly(page, redis_conn):
     from generation.jobs import run_job
     from generation.models import Round
-    from tests.factories import CorpusFactory, ModelVersionFactory
+    from tests.factories import ModelVersionFactory, SegmentFactory
 
     UserFactory(username="adm", role="admin")
-    CorpusFactory(name="web sample")
+    SegmentFactory(corpus__name="web sample")  # a corpus without segments is not launchable
     ModelVersionFactory(role="base", name="missing model", path="/nowhere/model")
     SeedExample.objects.create(instruction="Q?", response="A.")
     login(page, "adm")

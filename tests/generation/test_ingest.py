@@ -111,3 +111,105 @@ def test_admins_upload_files_and_a_worker_job_imports_them(
     job.refresh_from_db()
     corpus = Corpus.objects.get(name="up")
     assert job.result["documents"] == 6 and corpus.segments.count() == job.result["added"] > 0
+
+
+def _launch_choices(client) -> list[str]:
+    from generation.forms import RoundLaunchForm
+
+    form = client.get(reverse("round-launch")).context["form"]
+    assert isinstance(form, RoundLaunchForm)
+    return [label for _, label in form.fields["corpus"].choices]
+
+
+def _bad_gzip(tmp_path):
+    bad = tmp_path / "bad.jsonl.gz"
+    with gzip.open(bad, "wt") as f:
+        f.write(json.dumps({"id": "1", "text": "x " * 400}) + "\n{not json")
+    return bad
+
+
+def test_a_refused_command_import_leaves_no_corpus_and_the_launch_form_unchanged(tmp_path, shared_data, client):
+    from tests.factories import SegmentFactory
+
+    SegmentFactory(corpus__name="ready")
+    client.force_login(UserFactory(role="admin"))
+    before = _launch_choices(client)
+    good = shared_data / "web" / "dclm_cc_text_499.jsonl"
+    with pytest.raises(CommandError, match="nothing was imported"):
+        call_command("import_corpus", str(good), str(_bad_gzip(tmp_path)), "--corpus", "new one", verbosity=0)
+    assert list(Corpus.objects.values_list("name", flat=True)) == ["ready"]
+    assert _launch_choices(client) == before == ["ready"]
+
+
+def test_an_import_that_keeps_no_passage_is_refused_and_leaves_no_corpus(tmp_path):
+    short = tmp_path / "short.jsonl"
+    short.write_text("\n".join(json.dumps({"id": str(i), "text": f"Too short {i}."}) for i in range(3)))
+    with pytest.raises(CommandError, match=r"no passage of 3 documents was kept \(too_short 3\).*nothing was imported"):
+        call_command("import_corpus", str(short), "--corpus", "empty", verbosity=0)
+    assert not Corpus.objects.exists() and not Segment.objects.exists()
+
+
+def test_an_import_into_an_existing_corpus_that_fails_keeps_the_corpus_as_it_was(tmp_path, shared_data):
+    from tests.factories import SegmentFactory
+
+    kept = SegmentFactory(corpus__name="old")
+    with pytest.raises(CommandError, match="nothing was imported"):
+        call_command("import_corpus", str(_bad_gzip(tmp_path)), "--corpus", "old", verbosity=0)
+    assert list(Segment.objects.all()) == [kept] and Corpus.objects.get().stats == {}
+
+
+def test_a_refused_upload_job_leaves_no_corpus_and_deletes_its_files(
+    client, tmp_path, settings, redis_conn, django_capture_on_commit_callbacks
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from generation.jobs import run_job
+    from generation.models import Job
+
+    settings.DATA_DIR = tmp_path / "data"
+    client.force_login(UserFactory(role="admin"))
+    before = _launch_choices(client)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("corpus-list"), {"name": "upload", "files": SimpleUploadedFile("bad.jsonl", b'{"id": 1,\n')}
+        )
+    assert response.status_code == 302
+    assert not Corpus.objects.exists(), "the corpus is created by the import, not by the upload"
+    job = Job.objects.get(stage="ingest")
+    assert job.payload["corpus_name"] == "upload"
+    listed = client.get(reverse("corpus-list")).content.decode()
+    assert "No corpus yet." in listed and "upload" in listed and "queued" in listed
+    assert run_job(job.pk) == "failed"
+    job.refresh_from_db()
+    assert job.permanent and "bad.jsonl, line 1" in job.error and "nothing was imported" in job.error
+    assert not Corpus.objects.exists() and not Segment.objects.exists()
+    assert _launch_choices(client) == before == []
+    assert list((settings.DATA_DIR / "uploads").iterdir()) == [], "the refused files are deleted"
+    assert "bad.jsonl, line 1" in client.get(reverse("corpus-list")).content.decode()
+
+
+def test_an_upload_over_the_limit_is_refused_with_the_limit_named(client, tmp_path, settings, redis_conn):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from generation.models import Job
+
+    settings.DATA_DIR = tmp_path / "data"
+    settings.BACKFORTH_MAX_UPLOAD_MB = 0.01  # 10 KiB
+    client.force_login(UserFactory(role="admin"))
+    big = SimpleUploadedFile("big.jsonl", b"x" * 20_000)
+    response = client.post(reverse("corpus-list"), {"name": "big", "files": big})
+    assert response.status_code == 400
+    assert "The upload is larger than the 0.01 MB limit. Nothing was imported." in response.content.decode()
+    assert not Corpus.objects.exists() and not Job.objects.exists()
+    assert not (settings.DATA_DIR / "uploads").exists(), "nothing was written"
+    small = SimpleUploadedFile("small.jsonl", b"x" * 100)
+    assert client.post(reverse("corpus-list"), {"name": "small", "files": small}).status_code == 302
+    assert Job.objects.count() == 1
+
+
+def test_a_corpus_name_too_long_is_refused_with_a_message(client, redis_conn):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client.force_login(UserFactory(role="admin"))
+    response = client.post(reverse("corpus-list"), {"name": "n" * 201, "files": SimpleUploadedFile("a.txt", b"a")})
+    assert response.status_code == 400 and "longer than 200 characters" in response.content.decode()

@@ -10,7 +10,6 @@ from generation.pipeline.evaluation import headline
 from generation.selectors import job_summary
 from tests.factories import (
     CandidateFactory,
-    CorpusFactory,
     ModelVersionFactory,
     RoundFactory,
     SeedExampleFactory,
@@ -121,7 +120,7 @@ def launch_data(corpus, base, **overrides):
 
 def test_the_launch_form_shows_sensible_defaults(admin_client):
     base = ModelVersionFactory(role="base")
-    CorpusFactory(name="web sample")
+    SegmentFactory(corpus__name="web sample")  # a corpus without segments is not launchable
     html = admin_client.get(reverse("round-launch")).content.decode()
     assert 'name="sample_size" value="200"' in html and 'name="threshold" value="0.1"' in html
     assert '<option value="agreement" selected>' in html
@@ -132,7 +131,7 @@ def test_the_launch_form_shows_sensible_defaults(admin_client):
 def test_launching_from_the_form_freezes_the_config_and_queues_training(
     admin_client, redis_conn, django_capture_on_commit_callbacks
 ):
-    base, corpus = ModelVersionFactory(role="base"), CorpusFactory()
+    base, corpus = ModelVersionFactory(role="base"), SegmentFactory().corpus
     upload = SimpleUploadedFile("mine.jsonl", b'{"prompt": "Say hi."}\n{"instruction": "Add", "input": "2+2"}\n')
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(reverse("round-launch"), launch_data(corpus, base, eval_prompts=upload))
@@ -155,7 +154,7 @@ def test_launching_from_the_form_freezes_the_config_and_queues_training(
 
 
 def test_the_launch_form_reports_bad_values_and_bad_prompt_files_by_line(admin_client):
-    base, corpus = ModelVersionFactory(role="base"), CorpusFactory()
+    base, corpus = ModelVersionFactory(role="base"), SegmentFactory().corpus
 
     def upload():
         return SimpleUploadedFile("bad.jsonl", b'{"prompt": "ok"}\nnot json\n{"x": 1}\n')
@@ -180,7 +179,7 @@ def test_a_missing_model_path_fails_the_first_stage_with_a_clear_message(
 ):
     base = ModelVersionFactory(role="base", path="/nowhere/no-such-model")
     SeedExampleFactory()
-    admin_client.post(reverse("round-launch"), launch_data(CorpusFactory(), base))
+    admin_client.post(reverse("round-launch"), launch_data(SegmentFactory().corpus, base))
     rnd = Round.objects.get()
     with django_capture_on_commit_callbacks(execute=True):
         assert run_job(rnd.jobs.get().pk) == "failed"
@@ -274,7 +273,7 @@ def test_a_closed_round_shows_its_evaluation_loss_curves_and_curation_agreement(
 
 
 def test_the_launch_form_takes_an_ifd_band(admin_client, redis_conn, django_capture_on_commit_callbacks):
-    base, corpus = ModelVersionFactory(role="base"), CorpusFactory()
+    base, corpus = ModelVersionFactory(role="base"), SegmentFactory().corpus
     data = launch_data(corpus, base, keep_rule="ifd", keep="threshold", top_k="", ifd_low="0.2", ifd_high="0.95")
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(reverse("round-launch"), data)

@@ -9,9 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from generation.corpus.readers import ReadError
-from generation.ingest import ingest_files
-from generation.models import Corpus
+from generation.ingest import REFUSED, corpus_import
 
 
 class Command(BaseCommand):
@@ -25,18 +23,17 @@ class Command(BaseCommand):
         parser.add_argument("--near-threshold", type=float, default=0.8, help="MinHash Jaccard for near duplicates")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        corpus, _ = Corpus.objects.get_or_create(name=options["corpus"])
-        bar = tqdm(desc=f"importing into {corpus.name}", unit="doc", disable=options["verbosity"] == 0)
+        bar = tqdm(desc=f"importing into {options['corpus']}", unit="doc", disable=options["verbosity"] == 0)
         try:
-            report = ingest_files(
-                corpus=corpus,
+            corpus, report = corpus_import(
+                name=options["corpus"],
                 paths=options["paths"],
                 min_chars=options["min_chars"],
                 max_chars=options["max_chars"],
                 near_threshold=options["near_threshold"],
                 on_document=lambda n: bar.update(1),
             )
-        except ReadError as exc:
+        except REFUSED as exc:
             raise CommandError(f"{exc} — nothing was imported") from exc
         finally:
             bar.close()
