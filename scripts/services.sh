@@ -111,7 +111,15 @@ pg_up() {
 }
 
 # --- Redis ---------------------------------------------------------------------------------------------
-redis_pidfile="$BACKFORTH_DATA_DIR/run/redis.pid"
+redis_dir="$BACKFORTH_DATA_DIR/redis"
+redis_pidfile="$redis_dir/redis.pid"
+legacy_pidfile="$BACKFORTH_DATA_DIR/run/redis.pid"  # where older versions (Redis as root) kept it
+redis_pid() {  # the pid of the Redis this script started, empty if none runs
+  local f
+  for f in "$redis_pidfile" "$legacy_pidfile"; do
+    if [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; then cat "$f"; return 0; fi
+  done
+}
 # redis-cli takes the password from REDISCLI_AUTH (never -a, which ps would show).
 rcli() {
   local args=(-h "$REDIS_HOST" -p "$REDIS_PORT")
@@ -122,7 +130,7 @@ rcli() {
 redis_answers() { [ "$(rcli ping)" = PONG ]; }
 # Answers without any password (redis-cli only warns when AUTH fails, so check without one).
 redis_open() { [ "$(timeout 3 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
-redis_is_ours() { [ -f "$redis_pidfile" ] && kill -0 "$(cat "$redis_pidfile")" 2>/dev/null; }
+redis_is_ours() { [ -n "$(redis_pid)" ]; }
 
 redis_up() {
   if command -v redis-cli >/dev/null && redis_answers; then
@@ -143,19 +151,35 @@ redis_up() {
   local holder
   holder=$(port_holder "$REDIS_PORT")
   if [ "$holder" = redis-server ] && redis_is_ours; then
-    die "our Redis at $REDIS_HOST:$REDIS_PORT refuses the password in .env: stop it (scripts/services.sh down, or kill $(cat "$redis_pidfile")) and run up again"
+    die "our Redis at $REDIS_HOST:$REDIS_PORT refuses the password in .env: stop it (scripts/services.sh down, or kill $(redis_pid)) and run up again"
+  fi
+  if [ "$holder" = redis-server ]; then
+    die "a Redis we did not start answers at $REDIS_HOST:$REDIS_PORT but refuses the password in .env (another checkout's?): put its password in REDIS_URL, stop it, or set REDIS_URL to another port"
   fi
   [ -z "$holder" ] || die "port $REDIS_PORT is taken by $holder, not Redis: free it or set REDIS_URL to another port"
-  mkdir -p "$BACKFORTH_DATA_DIR/run" "$BACKFORTH_DATA_DIR/redis"
-  chmod 0750 "$BACKFORTH_DATA_DIR/redis"
-  say "starting Redis on $REDIS_HOST:$REDIS_PORT"
+  mkdir -p "$redis_dir"
+  chmod 0750 "$redis_dir"
+  # Not as root: as Debian's `redis` user (the package creates it), which owns its directory. Where that user
+  # cannot reach the directory (a checkout under /root), Redis runs as root after a warning.
+  local run_as=() who=root
+  if [ "$(id -u)" = 0 ] && id redis >/dev/null 2>&1; then
+    chown -R redis:redis "$redis_dir"
+    if runuser -u redis -- test -w "$redis_dir" 2>/dev/null; then
+      run_as=(runuser -u redis --)
+      who=redis
+    else
+      chown -R root:root "$redis_dir"
+      say "WARNING: user redis cannot reach $redis_dir (a directory above it is closed to others): Redis runs as root"
+    fi
+  fi
+  say "starting Redis on $REDIS_HOST:$REDIS_PORT (user $who)"
   # RQ is transport only (the database is the source of truth), so no persistence is needed. The configuration,
   # password included, goes through stdin: nothing secret on the command line or on disk besides .env.
   {
     printf 'bind %s\nport %s\ndaemonize yes\npidfile "%s"\n' "$REDIS_HOST" "$REDIS_PORT" "$redis_pidfile"
-    printf 'dir "%s"\nlogfile "%s"\nsave ""\nappendonly no\n' "$BACKFORTH_DATA_DIR/redis" "$BACKFORTH_DATA_DIR/redis/redis.log"
+    printf 'dir "%s"\nlogfile "%s"\nsave ""\nappendonly no\n' "$redis_dir" "$redis_dir/redis.log"
     [ -z "$REDIS_PASSWORD" ] || printf 'requirepass "%s"\n' "$REDIS_PASSWORD"
-  } | redis-server - >/dev/null || die "redis-server did not start; see $BACKFORTH_DATA_DIR/redis/redis.log"
+  } | "${run_as[@]}" redis-server - >/dev/null || die "redis-server did not start; see $BACKFORTH_DATA_DIR/redis/redis.log"
   wait_for 15 redis_answers || die "Redis did not answer on port $REDIS_PORT within 15 s; see $BACKFORTH_DATA_DIR/redis/redis.log"
   say "Redis ready at $REDIS_HOST:$REDIS_PORT${REDIS_PASSWORD:+ (password required)}"
 }
@@ -168,9 +192,11 @@ status() {
 }
 
 down() {
-  if [ -f "$redis_pidfile" ] && kill -0 "$(cat "$redis_pidfile")" 2>/dev/null; then
-    say "stopping Redis (pid $(cat "$redis_pidfile"))"
-    rcli shutdown nosave >/dev/null 2>&1 || kill "$(cat "$redis_pidfile")"
+  local pid
+  pid=$(redis_pid)
+  if [ -n "$pid" ]; then
+    say "stopping Redis (pid $pid)"
+    rcli shutdown nosave >/dev/null 2>&1 || kill "$pid"
   fi
   local cluster
   cluster=$(pg_lsclusters -h 2>/dev/null | awk -v p="$PG_PORT" '$3 == p && $4 == "online" {print $1 "/" $2; exit}')
