@@ -16,6 +16,8 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "PromptFileError",
     "average_ranks",
@@ -33,10 +35,10 @@ __all__ = [
 VERDICTS = ("win", "loss", "tie")
 
 # Length-controlled fit: L2 penalty on phi (keeps the fit finite when the length term separates the data),
-# and Newton-Raphson stopping rules.
+# and the Newton-CG stopping rules (scipy.optimize.minimize).
 LC_L2_PHI = 1e-3
 LC_MAX_ITER = 100
-LC_TOL = 1e-10
+LC_XTOL = 1e-10
 
 PROMPT_KEYS = ("prompt", "instruction", "text")
 MAX_REPORTED_ERRORS = 20
@@ -98,42 +100,14 @@ def pairwise_verdict(
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _sigmoid(z: float) -> float:
-    """Numerically stable logistic function."""
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
-
-
-def _softplus(z: float) -> float:
-    """log(1 + exp(z)), numerically stable."""
-    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
-
-
-def _population_sd(values: Sequence[float]) -> float:
-    """Population standard deviation (ddof=0) of a non-empty sequence."""
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-
-
-def _lc_loss(theta: float, phi: float, p: Sequence[float], x: Sequence[float], l2: float) -> float:
-    """Soft-target binary cross-entropy of logit = theta + phi*x (up to a constant), plus l2/2 * phi^2."""
-    total = 0.0
-    for pi, xi in zip(p, x, strict=True):
-        z = theta + phi * xi
-        total += _softplus(z) - pi * z
-    return total + 0.5 * l2 * phi * phi
-
-
 def length_controlled_win_rate(p: Sequence[float], length_diffs: Sequence[float]) -> float | None:
     """Length-controlled win rate, in the spirit of AlpacaEval 2.0 LC.
 
     Fits ``logit(p_i) = theta + phi * tanh(d_i / sd)`` where d_i = len(candidate_i) - len(reference_i) and sd is
     the population standard deviation of the d_i, by minimising binary cross-entropy against the soft targets p_i
-    (plus a tiny L2 penalty on phi) with damped Newton-Raphson, and returns sigmoid(theta): the predicted
-    probability that the candidate wins when both responses have the same length. If sd == 0, phi is fixed at 0
-    and the result is exactly mean(p). Deterministic.
+    (plus a tiny L2 penalty on phi) with scipy's Newton-CG (exact gradient and Hessian), and returns
+    sigmoid(theta): the predicted probability that the candidate wins when both responses have the same length.
+    If sd == 0, phi is fixed at 0 and the result is exactly mean(p). Deterministic.
 
     Args:
         p: per-item probability that the candidate is preferred (in [0, 1]).
@@ -149,53 +123,42 @@ def length_controlled_win_rate(p: Sequence[float], length_diffs: Sequence[float]
         return None
     targets = [min(max(float(pi), 0.0), 1.0) for pi in p]
     mean_p = sum(targets) / n
-    sd = _population_sd([float(d) for d in length_diffs])
+    diffs = np.asarray(length_diffs, dtype=float)
+    sd = float(diffs.std())
     # All targets 0 (or all 1): the optimum is at theta = -inf (+inf) whatever phi; the limit is mean(p).
     # sd == 0: phi is fixed at 0 and the optimum is theta = logit(mean(p)) in closed form.
     if sd == 0 or mean_p <= 0.0 or mean_p >= 1.0:
         return mean_p
-    x = [math.tanh(float(d) / sd) for d in length_diffs]
 
-    l2 = LC_L2_PHI
-    theta = math.log(mean_p / (1.0 - mean_p))
-    phi = 0.0
-    loss = _lc_loss(theta, phi, targets, x, l2)
-    for _ in range(LC_MAX_ITER):
-        g_t = g_p = 0.0
-        h_tt = h_tp = h_pp = 0.0
-        for pi, xi in zip(targets, x, strict=True):
-            s = _sigmoid(theta + phi * xi)
-            r = s - pi
-            w = s * (1.0 - s)
-            g_t += r
-            g_p += r * xi
-            h_tt += w
-            h_tp += w * xi
-            h_pp += w * xi * xi
-        g_p += l2 * phi
-        h_pp += l2
-        h_tt += 1e-12  # keeps the 2x2 system solvable when every prediction is saturated
-        if math.hypot(g_t, g_p) < LC_TOL:
-            break
-        det = h_tt * h_pp - h_tp * h_tp
-        if det <= 0:
-            break
-        step_t = (h_pp * g_t - h_tp * g_p) / det
-        step_p = (h_tt * g_p - h_tp * g_t) / det
-        # Backtracking line search: the objective is convex, so a short enough Newton step always decreases it.
-        t = 1.0
-        while t > 1e-10:
-            new_theta, new_phi = theta - t * step_t, phi - t * step_p
-            new_loss = _lc_loss(new_theta, new_phi, targets, x, l2)
-            if new_loss <= loss:
-                break
-            t *= 0.5
-        else:
-            break
-        theta, phi, loss = new_theta, new_phi, new_loss
-        if abs(t * step_t) + abs(t * step_p) < LC_TOL:
-            break
-    return _sigmoid(theta)
+    from scipy.optimize import minimize  # imported here: scipy takes a while to load and only this needs it
+    from scipy.special import expit
+
+    target = np.asarray(targets)
+    design = np.column_stack([np.ones(n), np.tanh(diffs / sd)])  # columns: theta's 1, phi's x
+    penalty = np.array([0.0, LC_L2_PHI])  # L2 on phi only
+
+    def loss(w: np.ndarray) -> float:
+        """Soft-target binary cross-entropy of logit = theta + phi*x (up to a constant), plus l2/2 * phi^2."""
+        z = design @ w
+        return float(np.logaddexp(0.0, z).sum() - target @ z + 0.5 * (penalty @ (w * w)))
+
+    def gradient(w: np.ndarray) -> np.ndarray:
+        return design.T @ (expit(design @ w) - target) + penalty * w
+
+    def hessian(w: np.ndarray) -> np.ndarray:
+        s = expit(design @ w)
+        return (design.T * (s * (1.0 - s))) @ design + np.diag(penalty)
+
+    start = np.array([math.log(mean_p / (1.0 - mean_p)), 0.0])
+    fit = minimize(
+        loss,
+        start,
+        jac=gradient,
+        hess=hessian,
+        method="Newton-CG",
+        options={"xtol": LC_XTOL, "maxiter": LC_MAX_ITER},
+    )
+    return float(expit(fit.x[0]))
 
 
 def win_rates(
@@ -271,35 +234,13 @@ def win_rates(
 def average_ranks(values: Sequence[float]) -> list[float]:
     """1-based ranks of the values, ties sharing the average of the ranks they span (e.g. [10, 20, 20] ->
     [1.0, 2.5, 2.5])."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    start = 0
-    while start < len(order):
-        end = start
-        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
-            end += 1
-        rank = (start + end) / 2.0 + 1.0
-        for k in range(start, end + 1):
-            ranks[order[k]] = rank
-        start = end + 1
-    return ranks
+    from scipy.stats import rankdata  # imported here: scipy takes a while to load
 
-
-def _pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Pearson correlation, or None when either side is constant."""
-    n = len(x)
-    mx, my = sum(x) / n, sum(y) / n
-    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
-    sxx = sum((a - mx) ** 2 for a in x)
-    syy = sum((b - my) ** 2 for b in y)
-    if sxx <= 0 or syy <= 0:
-        return None
-    r = sxy / math.sqrt(sxx * syy)
-    return max(-1.0, min(1.0, r))
+    return [float(r) for r in rankdata(np.asarray(values, dtype=float), method="average")]
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Spearman's rank correlation: the Pearson correlation of the average ranks (ties get average ranks).
+    """Spearman's rank correlation (scipy.stats.spearmanr: the Pearson correlation of the average ranks).
 
     Returns None when there are fewer than two items or either side is constant.
     """
@@ -307,7 +248,13 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
         raise ValueError(f"length mismatch: {len(x)} vs {len(y)}")
     if len(x) < 2:
         return None
-    return _pearson(average_ranks(x), average_ranks(y))
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if np.all(a == a[0]) or np.all(b == b[0]):  # constant side: undefined (spearmanr would warn and give nan)
+        return None
+    from scipy.stats import spearmanr  # imported here: scipy takes a while to load
+
+    r = float(spearmanr(a, b).statistic)
+    return max(-1.0, min(1.0, r))
 
 
 def curation_agreement(

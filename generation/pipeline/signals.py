@@ -73,18 +73,14 @@ def auc(scores: Sequence[float | None], labels: Sequence[bool]) -> float | None:
     n_neg = len(pairs) - n_pos
     if n_pos == 0 or n_neg == 0:
         return None
-    ordered = sorted(pairs, key=lambda p: p[0])
-    rank_sum_pos = 0.0
-    i = 0
-    while i < len(ordered):  # average ranks over runs of equal scores
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1][0] == ordered[i][0]:
-            j += 1
-        rank = (i + j) / 2 + 1
-        rank_sum_pos += rank * sum(1 for k in range(i, j + 1) if ordered[k][1])
-        i = j + 1
-    u = rank_sum_pos - n_pos * (n_pos + 1) / 2
-    return u / (n_pos * n_neg)
+    from scipy.stats import mannwhitneyu  # imported here: scipy takes a while to load
+
+    positives = [s for s, y in pairs if y]
+    negatives = [s for s, y in pairs if not y]
+    # U of the positives (average ranks over ties) over the number of (positive, negative) pairs; the p-value is
+    # not used, the asymptotic method only avoids computing the exact distribution.
+    u = mannwhitneyu(positives, negatives, alternative="two-sided", method="asymptotic").statistic
+    return float(u) / (n_pos * n_neg)
 
 
 def oriented(signal: str, value: float | None) -> float | None:
