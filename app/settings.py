@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    # Django's own form and widget templates, for the TemplatesSetting form renderer (FORM_RENDERER below).
+    "django.forms",
     "django_htmx",
     "template_partials",
     "django_rq",
@@ -102,6 +104,8 @@ TEMPLATES = [
         },
     },
 ]
+# Forms render through the templates above: {{ form.field.as_field_group }} is templates/forms/field.html.
+FORM_RENDERER = "app.forms.FormRenderer"
 
 DATABASES = {
     "default": dj_database_url.config(
