@@ -242,7 +242,7 @@ def average_ranks(values: Sequence[float]) -> list[float]:
 def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
     """Spearman's rank correlation (scipy.stats.spearmanr: the Pearson correlation of the average ranks).
 
-    Returns None when there are fewer than two items or either side is constant.
+    Returns None when there are fewer than two items, either side is constant or a value is NaN.
     """
     if len(x) != len(y):
         raise ValueError(f"length mismatch: {len(x)} vs {len(y)}")
@@ -254,6 +254,8 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
     from scipy.stats import spearmanr  # imported here: scipy takes a while to load
 
     r = float(spearmanr(a, b).statistic)
+    if not math.isfinite(r):  # a NaN among the values
+        return None
     return max(-1.0, min(1.0, r))
 
 

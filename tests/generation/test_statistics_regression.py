@@ -94,6 +94,7 @@ def test_undefined_cases_stay_none_and_quiet():
         assert spearman([1, 2, 3], [4, 4, 4]) is None
         assert spearman([2, 2], [1, 3]) is None
         assert spearman([1], [1]) is None
+        assert spearman([1.0, float("nan"), 3.0], [1.0, 2.0, 3.0]) is None  # the hand-written one ranked NaN anywhere
         assert spearman([1, 2], [3, 4]) == pytest.approx(1.0)
         assert auc([1.0, 1.0, 1.0], [True, False, False]) == 0.5
         assert auc([1.0], [True]) is None
