@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from app import dotenv
+
 _TRUE = {"1", "true", "yes", "on"}
 # Secret keys that were ever shipped in this repository (or Django's startproject template): never valid.
 PLACEHOLDER_SECRET_KEYS = {"change-me-in-production", "backforth-insecure-local-key-set-DJANGO_SECRET_KEY"}
@@ -20,17 +22,12 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 
 def load_dotenv(path: Path) -> None:
-    """Read KEY=VALUE lines from `path` into os.environ without overriding what is already set."""
-    if not path.is_file():
-        return
-    for lineno, raw in enumerate(path.read_text().splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip().replace("_", "").isalnum():
-            raise ImproperlyConfigured(f"{path}:{lineno}: expected KEY=VALUE, got {raw!r}")
-        os.environ.setdefault(key.strip(), value.strip().strip("\"'"))
+    """Read KEY=VALUE lines from `path` into os.environ without overriding what is already set (the same
+    reader as the shell scripts': app/dotenv.py)."""
+    try:
+        dotenv.load(path)
+    except dotenv.DotenvError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
 
 
 def env_str(name: str, default: str) -> str:

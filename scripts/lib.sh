@@ -27,15 +27,11 @@ wait_for() {  # wait_for SECONDS CMD... — true once CMD succeeds
   return 1
 }
 
-load_env() {  # export KEY=VALUE lines of .env, then .env.example, without overriding the environment
-  local f key value
-  for f in .env .env.example; do
-    [ -f "$f" ] || continue
-    while IFS='=' read -r key value; do
-      [[ "$key" =~ ^[A-Z_][A-Z0-9_]*$ ]] || continue
-      [ -n "${!key:-}" ] || export "$key=$value"
-    done <"$f"
-  done
+load_env() {  # export the KEY=VALUE lines of .env that the environment does not set (app/dotenv.py, the one
+  local exports   # reader Python uses too: same quoting rules, same errors)
+  command -v python3 >/dev/null || die "python3 is needed to read .env"
+  exports=$(python3 app/dotenv.py .env) || die "cannot read .env (see above)"
+  eval "$exports"
   : "${BACKFORTH_DATA_DIR:=var}"
   case "$BACKFORTH_DATA_DIR" in /*) ;; *) BACKFORTH_DATA_DIR="$PWD/$BACKFORTH_DATA_DIR" ;; esac
   export BACKFORTH_DATA_DIR

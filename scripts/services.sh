@@ -5,7 +5,7 @@
 #   scripts/services.sh status  say what answers, change nothing
 #   scripts/services.sh down    stop the Redis this script started (PostgreSQL is left to the system cluster)
 #
-# It reads DATABASE_URL and REDIS_URL (default: .env, then the defaults in .env.example); `up` first makes sure .env
+# It reads DATABASE_URL and REDIS_URL (from the environment, else .env through app/dotenv.py, else the defaults below); `up` first makes sure .env
 # exists with random passwords (scripts/secrets.sh). A service that already answers on its URL, with that URL's
 # password, is used as it is. On this machine's own services the passwords of .env win: a PostgreSQL role that
 # exists with another password gets the one in .env, a Redis this script started without a password gets one.

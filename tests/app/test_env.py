@@ -1,9 +1,12 @@
 import os
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from app.env import env_bool, env_int, load_dotenv, redact_url, redis_url, redis_url_with_db, secret_key_problem
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_env_bool_reads_common_spellings(monkeypatch):
@@ -96,3 +99,52 @@ def test_settings_refuse_a_placeholder_key_outside_tests(tmp_path):
     assert "ImproperlyConfigured: DJANGO_SECRET_KEY is a published placeholder: run scripts/secrets.sh" in result.stderr
     env["DJANGO_SECRET_KEY"] = "a" * 50
     assert subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 0
+
+
+TRICKY_ENV = """# comment
+export X_EXPORTED=yes
+X_PLAIN=plain value with spaces
+X_DQ="double quoted # not a comment"
+X_SQ='single $HOME not expanded'
+X_EQ=postgres://u:p=w@h:5432/db?x=1
+X_EMPTY=
+X_SET_ALREADY=from-file
+"""
+
+
+def test_python_and_the_shell_read_env_files_the_same_way(tmp_path):
+    """One reader (app/dotenv.py) for settings.py and scripts/lib.sh: the same file gives the same values."""
+    import subprocess
+
+    from app import dotenv
+
+    (tmp_path / ".env").write_text(TRICKY_ENV)
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "dotenv.py").write_text((ROOT / "app" / "dotenv.py").read_text())
+    keys = list(dotenv.parse(TRICKY_ENV))
+    prints = "; ".join(f'printf "%s\\0" "${{{k}-UNSET}}"' for k in keys)
+    script = f". {ROOT / 'scripts' / 'lib.sh'}; load_env; {prints}"
+    env = {"PATH": os.environ["PATH"], "X_SET_ALREADY": "from-env"}
+    out = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    from_shell = dict(zip(keys, out.stdout.split("\0")[:-1], strict=True))
+    from_python = dict(env)
+    dotenv.load(tmp_path / ".env", from_python)
+    assert from_shell == {k: from_python[k] for k in keys}
+    assert from_shell["X_SQ"] == "single $HOME not expanded" and from_shell["X_EQ"].endswith("db?x=1")
+    assert from_shell["X_DQ"] == "double quoted # not a comment" and from_shell["X_SET_ALREADY"] == "from-env"
+
+
+def test_a_malformed_env_line_stops_the_shell_too(tmp_path):
+    import subprocess
+
+    (tmp_path / ".env").write_text("GOOD=1\nthis is not a pair\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "dotenv.py").write_text((ROOT / "app" / "dotenv.py").read_text())
+    out = subprocess.run(
+        ["bash", "-c", f". {ROOT / 'scripts' / 'lib.sh'}; load_env; echo reached"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode != 0 and "reached" not in out.stdout
+    assert ".env:2: expected KEY=VALUE" in out.stderr
