@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from annotation.models import AuditEvent, Candidate, Review, SeedExample, Source
-from annotation.roles import ROLES
+from app.roles import ROLES
 
 
 @transaction.atomic

@@ -4,7 +4,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import (
     Http404,
@@ -22,17 +21,10 @@ from annotation import formats, queue, selectors, services
 from annotation.diff import word_diff
 from annotation.forms import AdjudicateForm, DecisionForm, SeedExampleForm
 from annotation.models import Candidate, SeedExample, Source
-from annotation.roles import ANNOTATOR, CURATOR, role_required
 from app.params import parse_id, parse_ids, safe_next
+from app.roles import ANNOTATOR, CURATOR, role_required
 from app.uploads import upload_refusal
 from generation.models import Round
-from generation.selectors import overview_counts
-
-
-@require_GET
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "annotation/home.html", {"counts": overview_counts()})
 
 
 def _seed_filters(request: HttpRequest) -> dict[str, Any]:

@@ -97,7 +97,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "annotation.roles.roles_context",
+                "app.roles.roles_context",
             ],
             # |http_url everywhere a URL from the data becomes a link (no template can forget to load it).
             "builtins": ["app.templatetags.links"],

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, register_converter
 
 from annotation import views as annotation_views
+from app import views as app_views
 from generation import views as generation_views
 
 
@@ -34,7 +35,7 @@ register_converter(IdConverter, "id")
 register_converter(NameConverter, "name")
 
 urlpatterns = [
-    path("", annotation_views.home, name="home"),
+    path("", app_views.home, name="home"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("seed/", annotation_views.seed_list, name="seed-list"),

@@ -8,9 +8,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
-from annotation.roles import ADMIN, CURATOR, has_role, role_required
 from app.errorlog import recent_errors
 from app.pagination import paginate
+from app.roles import ADMIN, CURATOR, has_role, role_required
 from app.uploads import describe_limit, upload_refusal
 from generation import rounds, selectors, services, stages
 from generation.forms import ModelRegisterForm, RoundLaunchForm

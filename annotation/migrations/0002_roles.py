@@ -1,4 +1,4 @@
-"""Create the three role groups. Ranked in annotation/roles.py: annotator < curator < admin."""
+"""Create the three role groups. Ranked in app/roles.py: annotator < curator < admin."""
 
 from django.db import migrations
 

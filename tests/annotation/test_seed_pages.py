@@ -3,7 +3,7 @@ from django.urls import reverse
 
 from annotation import services
 from annotation.models import SeedExample
-from annotation.roles import CURATOR
+from app.roles import CURATOR
 from tests.factories import SeedExampleFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ from django.core.management import call_command
 
 from annotation import services as annotation_services
 from annotation.models import SeedExample
-from annotation.roles import user_role
+from app.roles import user_role
 from generation import services
 from generation.models import Corpus, Segment
 from tests.factories import CorpusFactory

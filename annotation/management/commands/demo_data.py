@@ -14,7 +14,7 @@ from django.db import transaction
 
 from annotation import services as annotation_services
 from annotation.models import SeedExample
-from annotation.roles import ROLES
+from app.roles import ROLES
 from generation.ingest import ingest_files
 from generation.models import Corpus
 

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
-from annotation.roles import ADMIN, ANNOTATOR, CURATOR, ROLES, has_role, user_role
+from app.roles import ADMIN, ANNOTATOR, CURATOR, ROLES, has_role, user_role
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
