@@ -16,7 +16,7 @@ help:
 	@echo "make test-fast  only the fast tests (no model, no browser)"
 	@echo "make stop       stop the web server and the worker"
 	@echo "make bench      speed benchmarks, ours vs a baseline side by side (bench/results.json)"
-	@echo "make lint       ruff check + format check"
+	@echo "make lint       ruff check + format check + import contracts (also run first by make test)"
 
 $(STAMP): requirements.txt requirements-dev.txt scripts/bootstrap.sh
 	@scripts/bootstrap.sh
@@ -63,7 +63,7 @@ serve: venv services
 stop:
 	@scripts/serve.sh stop
 
-test: model
+test: lint model
 	@scripts/bootstrap.sh --browser
 	@echo "[test] running the whole suite"
 	@$(PY) -m pytest $(PYTEST_ARGS)
@@ -73,6 +73,8 @@ test-fast: venv services
 
 lint: venv
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/lint-imports --no-cache >/dev/null || $(VENV)/bin/lint-imports --no-cache
+	@echo "[lint] ruff and the import contracts (pyproject.toml) pass"
 
 format: venv
 	@$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from annotation import services
 from annotation.models import Candidate, Lease, Review
+from generation.models import Round
 from generation.pipeline import signals
 
 DECISIONS = (Review.Action.ACCEPT, Review.Action.EDIT, Review.Action.REJECT)
@@ -93,7 +94,7 @@ def plan_queue(
 
 
 @transaction.atomic
-def queue_build(*, round: Any) -> int:
+def queue_build(*, round: Round) -> int:
     """Put the round's pairs in its review queue (idempotent: a rebuilt queue skips decided pairs)."""
     cfg = round.config
     rows = list(
@@ -135,11 +136,11 @@ def queue_build(*, round: Any) -> int:
 # --- taking items ----------------------------------------------------------------------------------------
 
 
-def _lease_minutes(rnd: Any) -> int:
+def _lease_minutes(rnd: Round) -> int:
     return rnd.config.get("review", {}).get("lease_minutes", 30)
 
 
-def _claimable(rnd: Any, user: AbstractBaseUser, now: Any) -> Any:
+def _claimable(rnd: Round, user: AbstractBaseUser, now: Any) -> Any:
     decided = Review.objects.filter(
         candidate=OuterRef("pk"), reviewer=user, action__in=DECISIONS, undone_by__isnull=True
     )
@@ -159,7 +160,7 @@ def _claimable(rnd: Any, user: AbstractBaseUser, now: Any) -> Any:
 
 
 @transaction.atomic
-def queue_next(*, user: AbstractBaseUser, round: Any, skip_locked: bool = True) -> Candidate | None:
+def queue_next(*, user: AbstractBaseUser, round: Round, skip_locked: bool = True) -> Candidate | None:
     """The item this annotator should look at now: the one they already hold, else the next free one in queue
     order (skipped items come back last). None when the queue is empty for them.
 
@@ -209,7 +210,7 @@ def queue_next(*, user: AbstractBaseUser, round: Any, skip_locked: bool = True) 
 COUNT_CAP = 1000
 
 
-def queue_counts(*, user: AbstractBaseUser, round: Any) -> dict[str, Any]:
+def queue_counts(*, user: AbstractBaseUser, round: Round) -> dict[str, Any]:
     """Remaining items for the queue's header. Counted up to COUNT_CAP ("1000+"): an exact COUNT over a
     million-row queue cost 70 ms on every decision."""
     waiting = round.candidates.filter(in_queue=True).values("pk")[: COUNT_CAP + 1].count()
@@ -228,8 +229,7 @@ NOT_YOURS = (
 )
 
 
-def _refuse_unless_in_review(rnd: Any) -> None:
-    from generation.models import Round
+def _refuse_unless_in_review(rnd: Round) -> None:
 
     if rnd.state != Round.State.REVIEW:
         raise services.NotYours(f"round {rnd.number} is not in review")
@@ -239,7 +239,7 @@ def _refuse_unless_in_review(rnd: Any) -> None:
 def queue_decide(
     *,
     user: AbstractBaseUser,
-    round: Any,
+    round: Round,
     candidate_id: int,
     version: int,
     action: str,
@@ -294,7 +294,7 @@ def queue_decide(
 
 
 @transaction.atomic
-def queue_undo(*, user: AbstractBaseUser, round: Any) -> Candidate | None:
+def queue_undo(*, user: AbstractBaseUser, round: Round) -> Candidate | None:
     """Take back this annotator's last decision in the round: the pair returns to the state it had before,
     back in the queue and held by them. Refused if someone changed the pair since, and once the round has left
     review (its decisions have fed the seed)."""

@@ -8,7 +8,7 @@ from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db.models import Count, F, Func, Q, QuerySet
 
 from annotation.models import AuditEvent, Candidate, SeedExample
-from generation.selectors import round_scores
+from generation.models import Round
 
 
 def seed_examples(
@@ -69,7 +69,6 @@ def seed_facets() -> dict[str, list]:
 
 def rounds_in_review(limit: int = 100) -> list[Any]:
     """Rounds in review (the newest `limit`; a handful at a time in practice), with how much is left."""
-    from generation.models import Round
 
     return list(
         Round.objects.filter(state=Round.State.REVIEW)
@@ -120,7 +119,6 @@ def is_open_disagreement(candidate: Candidate) -> bool:
     """True when annotators disagree on this pair (overlap), its round is still in review and no curator has
     settled it yet: the only pairs a curator may adjudicate."""
     from annotation.models import Review
-    from generation.models import Round
 
     if candidate.round.state != Round.State.REVIEW:
         return False
@@ -137,13 +135,13 @@ def is_open_disagreement(candidate: Candidate) -> bool:
 REASONS = 20  # the dashboard's most frequent reject reasons
 
 
-def round_dashboard(rnd: Any) -> dict[str, Any]:
-    """What a curator wants to see about a round's review, as numbers and chart data."""
+def review_summary(rnd: Round) -> dict[str, Any]:
+    """What a curator wants to see about a round's human review, as numbers and chart data (the round page's
+    dashboard adds the model's side: generation.views.round_dashboard)."""
     from django.db.models import Avg, Sum
 
     from annotation.agreement import interpret_kappa, round_agreement
     from annotation.models import Review
-    from generation.rounds import curation_quality
 
     counts = dict(rnd.candidates.values_list("status").annotate(n=Count("id")).order_by())
     accepted = counts.get("accepted", 0) + counts.get("edited", 0)
@@ -173,10 +171,8 @@ def round_dashboard(rnd: Any) -> dict[str, Any]:
         "status_parts": [[k, v] for k, v in sorted(counts.items())],
         "acceptance_rate": accepted / decided if decided else None,
         "decided": decided,
-        "scores": round_scores(rnd),
         "annotators": annotators,
         "agreement": agreement,
         "kappa_label": interpret_kappa(agreement["fleiss_kappa"]),
-        "curation": curation_quality(rnd),
         "reasons": reasons,
     }

@@ -183,13 +183,6 @@ def adjudicate(request: HttpRequest) -> HttpResponse:
     return render(request, "annotation/adjudicate.html", {"items": selectors.disagreements()})
 
 
-@require_GET
-@role_required(CURATOR)
-def round_dashboard(request: HttpRequest, number: int) -> HttpResponse:
-    rnd = get_object_or_404(Round, number=number)
-    return render(request, "annotation/dashboard.html", {"round": rnd, **selectors.round_dashboard(rnd)})
-
-
 # --- the review queue -----------------------------------------------------------------------------------------
 
 
@@ -277,20 +270,3 @@ def review_undo(request: HttpRequest, number: int) -> HttpResponse:
     if candidate is None:
         return _render_item(request, rnd, queue.queue_next(user=request.user, round=rnd), error="Nothing to undo.")
     return _render_item(request, rnd, candidate, notice="Undone: the pair is back as it was.")
-
-
-@require_GET
-@role_required(CURATOR)
-def round_export(request: HttpRequest, number: int) -> StreamingHttpResponse:
-    """Download a round's accepted and edited pairs, streamed (Parquet and `datasets` dirs: `manage.py export`)."""
-    from generation import export
-
-    rnd = get_object_or_404(Round, number=number)
-    fmt = request.GET.get("format", "messages_jsonl")
-    if fmt not in ("messages_jsonl", "alpaca_json"):
-        raise Http404("unknown download format")
-    rows = export.round_rows(rnd, include_unreviewed=request.GET.get("unreviewed") == "1")
-    response = StreamingHttpResponse(formats.export_rows(rows, fmt), content_type="application/json")
-    ext = "json" if fmt == "alpaca_json" else "jsonl"
-    response["Content-Disposition"] = f'attachment; filename="round-{rnd.number}-{fmt}.{ext}"'
-    return response

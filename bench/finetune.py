@@ -22,7 +22,7 @@ from bench.common import ROOT, record, setup_django, timed
 def _forward_examples() -> list[dict]:
     from generation.pipeline import training
 
-    rows = [json.loads(line) for line in (ROOT / "annotation" / "demo" / "seed.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (ROOT / "app" / "demo" / "seed.jsonl").read_text().splitlines()]
     return [training.forward_example(r["instruction"], r["response"], r.get("source", "seed")) for r in rows]
 
 

@@ -2,17 +2,19 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
+from annotation import formats
+from annotation import selectors as review_selectors
 from app.errorlog import recent_errors
 from app.pagination import paginate
 from app.roles import ADMIN, CURATOR, has_role, role_required
 from app.uploads import describe_limit, upload_refusal
-from generation import rounds, selectors, services, stages
+from generation import export, rounds, selectors, services, stages
 from generation.forms import ModelRegisterForm, RoundLaunchForm
 from generation.models import Corpus, ModelVersion, Round
 from generation.pipeline import signals
@@ -219,3 +221,32 @@ def corpus_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "generation/corpus_detail.html",
         {"corpus": corpus, "imports": imports, "segments": segments},
     )
+
+
+@require_GET
+@role_required(CURATOR)
+def round_dashboard(request: HttpRequest, number: int) -> HttpResponse:
+    """A round's review as a curator sees it: the people's side (annotation) beside the model's."""
+    rnd = get_object_or_404(Round, number=number)
+    context = {
+        "round": rnd,
+        **review_selectors.review_summary(rnd),
+        "scores": selectors.round_scores(rnd),
+        "curation": rounds.curation_quality(rnd),
+    }
+    return render(request, "annotation/dashboard.html", context)
+
+
+@require_GET
+@role_required(CURATOR)
+def round_export(request: HttpRequest, number: int) -> StreamingHttpResponse:
+    """Download a round's accepted and edited pairs, streamed (Parquet and `datasets` dirs: `manage.py export`)."""
+    rnd = get_object_or_404(Round, number=number)
+    fmt = request.GET.get("format", "messages_jsonl")
+    if fmt not in ("messages_jsonl", "alpaca_json"):
+        raise Http404("unknown download format")
+    rows = export.round_rows(rnd, include_unreviewed=request.GET.get("unreviewed") == "1")
+    response = StreamingHttpResponse(formats.export_rows(rows, fmt), content_type="application/json")
+    ext = "json" if fmt == "alpaca_json" else "jsonl"
+    response["Content-Disposition"] = f'attachment; filename="round-{rnd.number}-{fmt}.{ext}"'
+    return response

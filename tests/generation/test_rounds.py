@@ -35,7 +35,7 @@ TINY = {
 
 
 def seed_from_demo(n: int = 8) -> None:
-    lines = (ROOT / "annotation" / "demo" / "seed.jsonl").read_text().splitlines()
+    lines = (ROOT / "app" / "demo" / "seed.jsonl").read_text().splitlines()
     annotation_services.seed_examples_create(rows=[json.loads(line) for line in lines[:n]])
 
 

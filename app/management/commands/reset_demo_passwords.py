@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from annotation import services as annotation_services
-from annotation.management.commands.demo_data import write_demo_users
+from app.management.commands.demo_data import write_demo_users
 
 
 class Command(BaseCommand):
