@@ -85,7 +85,7 @@ def test_a_finished_stage_keeps_its_own_rate():
     )
     progress = stage_progress(round=rnd, stage="augment")
     assert progress["items_per_s"] == pytest.approx(2.0)
-    assert progress["eta_s"] is None or progress["eta_s"] == 0
+    assert progress["eta_s"] == 0, "a finished stage has nothing left to wait for"
 
 
 # --- launching, closing review, the model registry ------------------------------------------------------------
