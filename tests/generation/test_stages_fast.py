@@ -8,6 +8,7 @@ import pytest
 from annotation.models import Candidate
 from generation import services, stages
 from generation.backends import registry
+from generation.backends.fake import FakeBackend
 from generation.jobs import run_job
 from generation.models import Job, ModelVersion, Round
 from tests.factories import CorpusFactory
@@ -155,3 +156,97 @@ def test_rewrite_then_filter_scores_the_rewrites(model_path, redis_conn, django_
     assert {t for t, x in c.items() if x.status == S.KEPT} == {HONEYBEES, VOLCANOES, AQUEDUCTS}
     assert c[OWLS].status == S.DROPPED and c[LIGHTHOUSES].status == S.DROPPED
     assert c[LIGHTHOUSES].gate == "prompt_echo" and not c[OWLS].kept_by_curation
+
+
+@pytest.mark.django_db
+def test_a_retried_chunk_overwrites_instead_of_duplicating(model_path, redis_conn, django_capture_on_commit_callbacks):
+    rnd = make_round(model_path, passages=[HONEYBEES, VOLCANOES], chunk_size=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        [job] = stages.stage_launch(round=rnd, stage="augment")
+    assert run_stage(rnd, "augment", django_capture_on_commit_callbacks) == ["done"]
+    first = {c.segment_id: c.pk for c in rnd.candidates.all()}
+    rnd.candidates.update(instruction="stale", status=S.ERROR, error="stale")
+    assert state(rnd) == "curate"
+    # Delivered again (requeued by reconcile after its worker died, say): it runs again and overwrites its rows.
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.QUEUED)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_job(job.pk) == Job.Status.DONE
+    assert {c.segment_id: c.pk for c in rnd.candidates.all()} == first
+    c = by_text(rnd)
+    assert c[HONEYBEES].instruction == "Can you explain honeybees tell each other where?"
+    assert c[HONEYBEES].status == S.AUGMENTED and c[HONEYBEES].error == ""
+    job.refresh_from_db()
+    assert job.attempts == 2 and state(rnd) == "curate"
+    assert rnd.jobs.filter(stage="curate").count() == 1, "the next stage was launched once"
+
+
+@pytest.mark.django_db
+def test_garbage_output_is_recorded_on_the_item_and_the_stage_goes_on(
+    model_path, redis_conn, django_capture_on_commit_callbacks
+):
+    unreadable = "Tides rise twice a day because of the moon. [fake:rewrite:garbage]"
+    rnd = make_round(model_path, passages=[HONEYBEES, unreadable], curation={"threshold": -10.0})
+    with django_capture_on_commit_callbacks(execute=True):
+        stages.stage_launch(round=rnd, stage="augment")
+    for stage in ("augment", "curate", "rewrite"):
+        assert run_stage(rnd, stage, django_capture_on_commit_callbacks) == ["done"]
+    assert state(rnd) == Round.State.REVIEW
+    c = by_text(rnd)[unreadable]
+    assert c.status == S.KEPT and c.rewritten_response == "" and not c.gate
+    assert c.lineage["rewrite_error"] == "unparseable rewrite: ''"
+    assert rnd.jobs.get(stage="rewrite").result["errors"] == 1
+
+
+@pytest.mark.django_db
+def test_a_stage_of_only_garbage_moves_the_round_on(model_path, redis_conn, django_capture_on_commit_callbacks):
+    rnd = make_round(model_path, passages=[GLACIERS, "Deserts are cold at night. [fake:augment:garbage]"])
+    with django_capture_on_commit_callbacks(execute=True):
+        stages.stage_launch(round=rnd, stage="augment")
+    assert run_stage(rnd, "augment", django_capture_on_commit_callbacks) == ["done"]
+    assert set(rnd.candidates.values_list("status", flat=True)) == {S.ERROR}
+    assert rnd.jobs.get(stage="augment").result["errors"] == 2
+    assert state(rnd) == Round.State.REVIEW, "nothing to curate or rewrite: the round moves on instead of hanging"
+    assert not rnd.jobs.exclude(stage="augment").exists()
+
+
+@pytest.mark.django_db
+def test_cancel_then_retry_a_stage(model_path, redis_conn, django_capture_on_commit_callbacks, monkeypatch):
+    rnd = make_round(model_path, batch_size=1)  # 3 chunks of 2, a progress report (and cancel check) per item
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs = stages.stage_launch(round=rnd, stage="augment")
+
+    # A running chunk is cancelled after its first batch: it stops at its next progress report, writing nothing.
+    generate = FakeBackend.generate
+
+    def cancel_then_generate(self, *args, **kwargs):
+        services.job_cancel(job=jobs[0])
+        return generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(FakeBackend, "generate", cancel_then_generate)
+    assert run_job(jobs[0].pk) == Job.Status.CANCELLED
+    monkeypatch.setattr(FakeBackend, "generate", generate)
+    assert not rnd.candidates.exists()
+    # The queued ones are cancelled before they start: a worker that gets one skips it.
+    assert stages.stage_cancel(round=rnd, stage="augment") == 2
+    assert run_job(jobs[1].pk) == "skipped"
+    assert set(rnd.jobs.values_list("status", flat=True)) == {Job.Status.CANCELLED} and state(rnd) == "augment"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert stages.stage_retry(round=rnd, stage="augment") == 3
+    assert set(rnd.jobs.values_list("status", flat=True)) == {Job.Status.QUEUED}
+    assert stages.stage_progress(round=rnd, stage="augment")["total"] == 6
+    assert run_stage(rnd, "augment", django_capture_on_commit_callbacks) == ["done"] * 3
+    assert state(rnd) == "curate" and rnd.candidates.count() == 6
+    assert rnd.candidates.filter(status=S.AUGMENTED).count() == 5
+
+
+@pytest.mark.django_db
+def test_a_fake_round_fails_outside_tests_with_a_clear_message(model_path, monkeypatch, settings):
+    rnd = make_round(model_path, passages=[HONEYBEES])
+    [job] = stages.stage_launch(round=rnd, stage="augment", enqueue=False)
+    settings.TESTING = False  # a worker that is not a test process (and has no BACKFORTH_ALLOW_FAKE_BACKEND)
+    monkeypatch.delenv(registry.ALLOW_FAKE_ENV, raising=False)
+    assert run_job(job.pk) == Job.Status.FAILED
+    job.refresh_from_db()
+    assert job.permanent and "the fake backend is for tests only" in job.error
+    assert state(rnd) == Round.State.FAILED and not rnd.candidates.exists()
