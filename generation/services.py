@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from annotation.models import SeedExample, Source
 from generation import queue
+from generation.backends.registry import fake_backend_allowed
 from generation.models import Corpus, Job, ModelVersion, Round, Segment
 from generation.pipeline import config as round_config
 from generation.pipeline import training
@@ -179,7 +180,7 @@ def round_create(
     *, corpus: Corpus, base_model: ModelVersion, config: dict[str, Any] | None = None, created_by: Any = None
 ) -> Round:
     """A new round with its config validated, frozen and hashed, and a snapshot of the seed set."""
-    frozen = round_config.validate(config)
+    frozen = round_config.validate(config, allow_fake_backend=fake_backend_allowed())
     if frozen["evaluation"]["prompts"] is None:
         from generation.rounds import default_eval_prompts
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import gc
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,9 @@ from generation.backends.base import Backend, BackendError
 
 logger = logging.getLogger(__name__)
 KINDS = ("auto", "vllm", "transformers")
+# generation/backends/fake.py: for tests and the fast loop only, never offered (not in KINDS).
+FAKE = "fake"
+ALLOW_FAKE_ENV = "BACKFORTH_ALLOW_FAKE_BACKEND"
 
 _lock = threading.Lock()
 _current: tuple[tuple[str, str, tuple], Backend] | None = None
@@ -27,7 +31,26 @@ def vllm_available() -> bool:
     return True
 
 
+def fake_backend_allowed() -> bool:
+    """The fake backend runs in a test run (settings.TESTING) or where BACKFORTH_ALLOW_FAKE_BACKEND=1."""
+    if os.environ.get(ALLOW_FAKE_ENV) == "1":
+        return True
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        return bool(getattr(settings, "TESTING", False))
+    except ImproperlyConfigured:  # outside Django (a script): only the environment variable allows it
+        return False
+
+
 def resolve_kind(kind: str) -> str:
+    if kind == FAKE:
+        if not fake_backend_allowed():
+            raise BackendError(
+                f"the fake backend is for tests only: it runs under pytest or with {ALLOW_FAKE_ENV}=1, not here"
+            )
+        return FAKE
     if kind not in KINDS:
         raise BackendError(f"unknown backend {kind!r}; expected one of {', '.join(KINDS)}")
     if kind == "auto":
@@ -38,6 +61,10 @@ def resolve_kind(kind: str) -> str:
 def load_backend(kind: str, model_path: str | Path, **options: Any) -> Backend:
     kind = resolve_kind(kind)
     path = Path(model_path)
+    if kind == FAKE:  # no model directory needed
+        from generation.backends.fake import FakeBackend
+
+        return FakeBackend(path, **options)
     if not (path / "config.json").is_file():
         raise BackendError(f"model path {path} does not exist or is not a Hugging Face model directory")
     if kind == "vllm":

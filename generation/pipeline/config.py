@@ -25,6 +25,9 @@ JOB_STAGES = ("train_backward", *MODEL_STAGES, "train_forward", "evaluate")
 MODEL_KEYS = (*MODEL_STAGES, "judge")
 REVIEW_MODES = ("human", "skip")
 BACKENDS = ("auto", "vllm", "transformers")
+# generation/backends/fake.py, for tests and the fast loop only: valid only where the caller allows it (the registry
+# says where: pytest, or BACKFORTH_ALLOW_FAKE_BACKEND=1), and never among the launch form's choices.
+FAKE_BACKEND = "fake"
 
 DEFAULTS: dict[str, Any] = {
     "backend": "auto",
@@ -96,10 +99,14 @@ def _positive_int(config: dict[str, Any], key: str, value: Any) -> None:
         raise ConfigError(f"{key} must be a positive integer, got {value!r}")
 
 
-def validate(override: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Defaults merged with `override`, checked; includes the prompt versions in use."""
+def validate(override: dict[str, Any] | None = None, *, allow_fake_backend: bool = False) -> dict[str, Any]:
+    """Defaults merged with `override`, checked; includes the prompt versions in use. The fake backend is
+    accepted only with `allow_fake_backend` (generation.backends.registry.fake_backend_allowed())."""
     config = _merge(DEFAULTS, override or {})
-    if config["backend"] not in BACKENDS:
+    if config["backend"] == FAKE_BACKEND:
+        if not allow_fake_backend:
+            raise ConfigError("backend 'fake' is for tests only (pytest, or BACKFORTH_ALLOW_FAKE_BACKEND=1)")
+    elif config["backend"] not in BACKENDS:
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {config['backend']!r}")
     if config["order"] not in ORDERS:
         raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {config['order']!r}")

@@ -1,0 +1,252 @@
+"""The model stages on the fake backend (generation/backends/fake.py): chunks, retries, gates, the keep rule and the
+round's states, in-process and in seconds. What real models make of them is tests/generation/test_stages.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotation.models import Candidate
+from generation import services, stages
+from generation.backends import registry
+from generation.backends.fake import FakeBackend
+from generation.jobs import run_job
+from generation.models import Job, ModelVersion, Round
+from tests.factories import CorpusFactory
+
+# Each passage's fate on the fake backend, with top_k=3 by agreement (the fake's agreement is highest for short
+# passages whose first words the instruction repeats: see its docstring).
+HONEYBEES = "Honeybees tell each other where flowers are with a waggle dance."
+VOLCANOES = "Volcanic soil is rich in minerals, so farmers grow coffee and grapes on the slopes of old volcanoes."
+AQUEDUCTS = (
+    "Roman aqueducts carried water across valleys on stone arches, using only gravity and a gentle slope over many "
+    "miles of channels that skilled engineers surveyed, built and repaired for centuries."
+)
+GLACIERS = "[fake:garbage] Glaciers carve deep valleys as they move."  # augment: unparseable
+LIGHTHOUSES = "[fake:echo] Lighthouses guide ships along dangerous coasts at night."  # augment: prompt echo
+OWLS = "Owls hunt at night on silent feathers. [fake:rewrite:loop]"  # kept, then its rewrite loops
+PASSAGES = [HONEYBEES, VOLCANOES, AQUEDUCTS, GLACIERS, LIGHTHOUSES, OWLS]
+
+FAST = {
+    "backend": "fake",
+    "chunk_size": 2,
+    "batch_size": 2,
+    "sample_size": len(PASSAGES),
+    "curation": {"threshold": None, "top_k": 3},
+    # No random audit of the dropped pairs (it draws by candidate id): the queue holds the kept pairs and one
+    # gated pair per gate.
+    "review": {"audit_fraction": 0},
+}
+
+S = Candidate.Status
+
+
+@pytest.fixture(autouse=True)
+def _fresh_backend():
+    registry.release(quiet=True)
+    yield
+    registry.release(quiet=True)
+
+
+@pytest.fixture
+def model_path(tmp_path) -> str:
+    """A model directory as the stages check it (config.json); the fake backend reads nothing in it."""
+    path = tmp_path / "fake-model"
+    path.mkdir()
+    (path / "config.json").write_text("{}")
+    return str(path)
+
+
+def make_round(model_path: str, passages: list[str] = PASSAGES, **config) -> Round:
+    corpus = CorpusFactory()
+    services.corpus_add_passages(corpus=corpus, passages=[{"text": p} for p in passages])
+    base, _ = ModelVersion.objects.get_or_create(role="base", path=model_path, defaults={"name": "fake"})
+    return services.round_create(corpus=corpus, base_model=base, config={**FAST, **config})
+
+
+def run_stage(rnd: Round, stage: str, capture) -> list[str]:
+    """Run every queued chunk of `stage` here, in chunk order, as a worker would (callbacks on commit run)."""
+    outcomes = []
+    for job in rnd.jobs.filter(stage=stage).order_by("chunk"):
+        with capture(execute=True):
+            outcomes.append(run_job(job.pk))
+    return outcomes
+
+
+def by_text(rnd: Round) -> dict[str, Candidate]:
+    return {c.segment.text: c for c in rnd.candidates.select_related("segment")}
+
+
+def state(rnd: Round) -> str:
+    rnd.refresh_from_db()
+    return rnd.state
+
+
+@pytest.mark.django_db
+def test_augment_curate_rewrite_take_a_round_to_review(model_path, redis_conn, django_capture_on_commit_callbacks):
+    rnd = make_round(model_path)
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs = stages.stage_launch(round=rnd, stage="augment")
+    assert [len(j.payload["ids"]) for j in jobs] == [2, 2, 2] and state(rnd) == "augment"
+
+    # Augment: one instruction per segment; garbage is recorded on its item, the echo is not gated yet.
+    assert run_stage(rnd, "augment", django_capture_on_commit_callbacks) == ["done"] * 3
+    assert state(rnd) == "curate"
+    c = by_text(rnd)
+    assert len(c) == 6 and rnd.candidates.filter(status=S.AUGMENTED).count() == 5
+    assert c[HONEYBEES].instruction == "Can you explain honeybees tell each other where?"
+    assert c[LIGHTHOUSES].instruction == "Which question does the text above answer?" and not c[LIGHTHOUSES].gate
+    assert c[GLACIERS].status == S.ERROR and c[GLACIERS].error == (
+        "unparseable instruction from the model: '### ... ###'"
+    )
+    assert c[OWLS].lineage["augment_backend"] == "fake" and c[OWLS].lineage["augment_model"] == model_path
+    assert c[OWLS].lineage["config_hash"] == rnd.config_hash
+    augment = rnd.jobs.filter(stage="augment")
+    assert sum(j.result["errors"] for j in augment) == 1 and sum(j.result["items"] for j in augment) == 6
+    assert sum(j.result["completion_tokens"] for j in augment) == 42
+
+    # Curate: every parsed pair scored, the echo gated; the top 3 ungated by agreement kept.
+    assert rnd.jobs.filter(stage="curate").count() == 3  # 5 pairs in chunks of 2
+    assert run_stage(rnd, "curate", django_capture_on_commit_callbacks) == ["done"] * 3
+    assert state(rnd) == "rewrite"
+    c = by_text(rnd)
+    assert {t for t, x in c.items() if x.status == S.KEPT} == {HONEYBEES, VOLCANOES, OWLS}
+    assert c[AQUEDUCTS].status == S.DROPPED and not c[AQUEDUCTS].gate and c[AQUEDUCTS].kept_by_curation is False
+    assert c[LIGHTHOUSES].status == S.DROPPED and c[LIGHTHOUSES].gate == "prompt_echo"
+    assert [round(c[t].keep_score, 6) for t in (OWLS, HONEYBEES, VOLCANOES, AQUEDUCTS)] == [
+        1.204,
+        0.943636,
+        0.447778,
+        0.404667,
+    ]
+    for t in (HONEYBEES, VOLCANOES, AQUEDUCTS, LIGHTHOUSES, OWLS):
+        assert c[t].keep_score == c[t].signals["agreement"] and 1 < c[t].score < 5
+        assert sum(c[t].score_distribution) == pytest.approx(1.0) and c[t].lineage["curate_option_mass"] == 0.9
+    assert sum(j.result["gated"] for j in rnd.jobs.filter(stage="curate")) == 1
+
+    # Rewrite: the kept pairs get their rewrite; a looping rewrite is gated and its pair dropped.
+    assert rnd.jobs.filter(stage="rewrite").count() == 2  # 3 kept pairs in chunks of 2
+    assert run_stage(rnd, "rewrite", django_capture_on_commit_callbacks) == ["done"] * 2
+    assert state(rnd) == Round.State.REVIEW
+    c = by_text(rnd)
+    assert c[HONEYBEES].rewritten_response == HONEYBEES and c[VOLCANOES].rewritten_response == VOLCANOES
+    assert c[OWLS].gate == "repetitive_response" and c[OWLS].status == S.DROPPED and c[OWLS].kept_by_curation
+    assert {t for t, x in c.items() if x.status == S.KEPT} == {HONEYBEES, VOLCANOES}
+    assert c[AQUEDUCTS].rewritten_response == "" and c[LIGHTHOUSES].rewritten_response == ""
+    assert sum(j.result["gated"] for j in rnd.jobs.filter(stage="rewrite")) == 1
+    assert set(rnd.jobs.values_list("status", flat=True)) == {Job.Status.DONE}
+    queued = {x.segment.text for x in rnd.candidates.filter(in_queue=True).select_related("segment")}
+    assert queued == {HONEYBEES, VOLCANOES, LIGHTHOUSES, OWLS}  # the kept pairs, and a pair per gate to audit
+
+
+@pytest.mark.django_db
+def test_rewrite_then_filter_scores_the_rewrites(model_path, redis_conn, django_capture_on_commit_callbacks):
+    rnd = make_round(model_path, order="rewrite_filter")
+    with django_capture_on_commit_callbacks(execute=True):
+        stages.stage_launch(round=rnd, stage="augment")
+    run_stage(rnd, "augment", django_capture_on_commit_callbacks)
+    assert state(rnd) == "rewrite" and rnd.jobs.filter(stage="rewrite").count() == 3  # the 5 parsed pairs
+    run_stage(rnd, "rewrite", django_capture_on_commit_callbacks)
+    assert state(rnd) == "curate"
+    c = by_text(rnd)
+    assert c[OWLS].gate == "repetitive_response" and c[OWLS].status == S.AUGMENTED  # gated, not yet dropped
+    assert c[LIGHTHOUSES].rewritten_response == "Lighthouses guide ships along dangerous coasts at night."
+    run_stage(rnd, "curate", django_capture_on_commit_callbacks)
+    assert state(rnd) == Round.State.REVIEW
+    c = by_text(rnd)
+    assert {t for t, x in c.items() if x.status == S.KEPT} == {HONEYBEES, VOLCANOES, AQUEDUCTS}
+    assert c[OWLS].status == S.DROPPED and c[LIGHTHOUSES].status == S.DROPPED
+    assert c[LIGHTHOUSES].gate == "prompt_echo" and not c[OWLS].kept_by_curation
+
+
+@pytest.mark.django_db
+def test_a_retried_chunk_overwrites_instead_of_duplicating(model_path, redis_conn, django_capture_on_commit_callbacks):
+    rnd = make_round(model_path, passages=[HONEYBEES, VOLCANOES], chunk_size=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        [job] = stages.stage_launch(round=rnd, stage="augment")
+    assert run_stage(rnd, "augment", django_capture_on_commit_callbacks) == ["done"]
+    first = {c.segment_id: c.pk for c in rnd.candidates.all()}
+    rnd.candidates.update(instruction="stale", status=S.ERROR, error="stale")
+    assert state(rnd) == "curate"
+    # Delivered again (requeued by reconcile after its worker died, say): it runs again and overwrites its rows.
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.QUEUED)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_job(job.pk) == Job.Status.DONE
+    assert {c.segment_id: c.pk for c in rnd.candidates.all()} == first
+    c = by_text(rnd)
+    assert c[HONEYBEES].instruction == "Can you explain honeybees tell each other where?"
+    assert c[HONEYBEES].status == S.AUGMENTED and c[HONEYBEES].error == ""
+    job.refresh_from_db()
+    assert job.attempts == 2 and state(rnd) == "curate"
+    assert rnd.jobs.filter(stage="curate").count() == 1, "the next stage was launched once"
+
+
+@pytest.mark.django_db
+def test_garbage_output_is_recorded_on_the_item_and_the_stage_goes_on(
+    model_path, redis_conn, django_capture_on_commit_callbacks
+):
+    unreadable = "Tides rise twice a day because of the moon. [fake:rewrite:garbage]"
+    rnd = make_round(model_path, passages=[HONEYBEES, unreadable], curation={"threshold": -10.0})
+    with django_capture_on_commit_callbacks(execute=True):
+        stages.stage_launch(round=rnd, stage="augment")
+    for stage in ("augment", "curate", "rewrite"):
+        assert run_stage(rnd, stage, django_capture_on_commit_callbacks) == ["done"]
+    assert state(rnd) == Round.State.REVIEW
+    c = by_text(rnd)[unreadable]
+    assert c.status == S.KEPT and c.rewritten_response == "" and not c.gate
+    assert c.lineage["rewrite_error"] == "unparseable rewrite: ''"
+    assert rnd.jobs.get(stage="rewrite").result["errors"] == 1
+
+
+@pytest.mark.django_db
+def test_a_stage_of_only_garbage_moves_the_round_on(model_path, redis_conn, django_capture_on_commit_callbacks):
+    rnd = make_round(model_path, passages=[GLACIERS, "Deserts are cold at night. [fake:augment:garbage]"])
+    with django_capture_on_commit_callbacks(execute=True):
+        stages.stage_launch(round=rnd, stage="augment")
+    assert run_stage(rnd, "augment", django_capture_on_commit_callbacks) == ["done"]
+    assert set(rnd.candidates.values_list("status", flat=True)) == {S.ERROR}
+    assert rnd.jobs.get(stage="augment").result["errors"] == 2
+    assert state(rnd) == Round.State.REVIEW, "nothing to curate or rewrite: the round moves on instead of hanging"
+    assert not rnd.jobs.exclude(stage="augment").exists()
+
+
+@pytest.mark.django_db
+def test_cancel_then_retry_a_stage(model_path, redis_conn, django_capture_on_commit_callbacks, monkeypatch):
+    rnd = make_round(model_path, batch_size=1)  # 3 chunks of 2, a progress report (and cancel check) per item
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs = stages.stage_launch(round=rnd, stage="augment")
+
+    # A running chunk is cancelled after its first batch: it stops at its next progress report, writing nothing.
+    generate = FakeBackend.generate
+
+    def cancel_then_generate(self, *args, **kwargs):
+        services.job_cancel(job=jobs[0])
+        return generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(FakeBackend, "generate", cancel_then_generate)
+    assert run_job(jobs[0].pk) == Job.Status.CANCELLED
+    monkeypatch.setattr(FakeBackend, "generate", generate)
+    assert not rnd.candidates.exists()
+    # The queued ones are cancelled before they start: a worker that gets one skips it.
+    assert stages.stage_cancel(round=rnd, stage="augment") == 2
+    assert run_job(jobs[1].pk) == "skipped"
+    assert set(rnd.jobs.values_list("status", flat=True)) == {Job.Status.CANCELLED} and state(rnd) == "augment"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert stages.stage_retry(round=rnd, stage="augment") == 3
+    assert set(rnd.jobs.values_list("status", flat=True)) == {Job.Status.QUEUED}
+    assert stages.stage_progress(round=rnd, stage="augment")["total"] == 6
+    assert run_stage(rnd, "augment", django_capture_on_commit_callbacks) == ["done"] * 3
+    assert state(rnd) == "curate" and rnd.candidates.count() == 6
+    assert rnd.candidates.filter(status=S.AUGMENTED).count() == 5
+
+
+@pytest.mark.django_db
+def test_a_fake_round_fails_outside_tests_with_a_clear_message(model_path, monkeypatch, settings):
+    rnd = make_round(model_path, passages=[HONEYBEES])
+    [job] = stages.stage_launch(round=rnd, stage="augment", enqueue=False)
+    settings.TESTING = False  # a worker that is not a test process (and has no BACKFORTH_ALLOW_FAKE_BACKEND)
+    monkeypatch.delenv(registry.ALLOW_FAKE_ENV, raising=False)
+    assert run_job(job.pk) == Job.Status.FAILED
+    job.refresh_from_db()
+    assert job.permanent and "the fake backend is for tests only" in job.error
+    assert state(rnd) == Round.State.FAILED and not rnd.candidates.exists()
