@@ -201,3 +201,20 @@ def test_run_stage_on_a_closed_round_is_refused_by_the_lifecycle():
     with pytest.raises(CommandError, match=f"round {rnd.number} cannot go from closed to curate"):
         call_command("run_stage", round=rnd.number, stage="curate")
     assert Round.objects.get(pk=rnd.pk).state == "closed" and not rnd.jobs.exists()
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_the_state_read_only_and_never_writes_it_back(admin_client):
+    from types import SimpleNamespace
+
+    from django.contrib import admin
+
+    rnd = RoundFactory(state="augment")
+    page = admin_client.get(f"/admin/generation/round/{rnd.pk}/change/")
+    assert page.status_code == 200 and 'name="state"' not in page.content.decode()
+    edited = Round.objects.get(pk=rnd.pk)  # the admin's copy, read while the round was at augment
+    rounds.round_cancel(round=rnd)
+    edited.metrics = {"note": "edited in the admin"}
+    admin.site._registry[Round].save_model(None, edited, SimpleNamespace(changed_data=["metrics"]), True)
+    row = Round.objects.get(pk=rnd.pk)
+    assert row.state == "cancelled" and row.metrics == {"note": "edited in the admin"}
