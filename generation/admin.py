@@ -27,6 +27,14 @@ class ModelVersionAdmin(admin.ModelAdmin):
 class RoundAdmin(admin.ModelAdmin):
     list_display = ("number", "state", "corpus", "config_hash", "created_at")
     list_filter = ("state",)
+    # services.round_transition is the only writer of the state (pipeline/lifecycle.py), not this form.
+    readonly_fields = ("state",)
+
+    def save_model(self, request, obj, form, change):
+        if change:  # only what was edited: a full save would write back the state read with the form
+            obj.save(update_fields=form.changed_data)
+        else:
+            super().save_model(request, obj, form, change)
 
 
 @admin.register(Job)

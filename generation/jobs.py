@@ -15,6 +15,7 @@ from django.db import close_old_connections, connection
 
 from generation import services
 from generation.models import Job, Round
+from generation.pipeline.lifecycle import IllegalTransition
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,10 @@ def _run_claimed(job_id: int) -> str:
         logger.warning("job %s failed (permanent=%s): %s", job_id, permanent, exc)
         services.job_fail(job=job, error=exc, permanent=permanent)
         if job.round_id and permanent:
-            Round.objects.filter(pk=job.round_id).update(state=Round.State.FAILED, error=str(exc))
+            try:
+                services.round_transition(round=job.round, to=Round.State.FAILED, error=str(exc))
+            except IllegalTransition as refused:  # cancelled (or closed) meanwhile: that state stands
+                logger.warning("job %s: round not marked failed: %s", job_id, refused)
         return Job.Status.FAILED
     except Exception as exc:
         logger.exception("job %s failed", job_id)

@@ -52,7 +52,7 @@ def round_cancel(*, round: Round) -> int:
     if rnd.state in (Round.State.CLOSED, Round.State.CANCELLED):
         raise RoundFinished(f"round {rnd.number} is {rnd.state} already")
     n = sum(services.job_cancel(job=j) for j in rnd.jobs.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING]))
-    Round.objects.filter(pk=rnd.pk).update(state=Round.State.CANCELLED, finished_at=timezone.now())
+    services.round_transition(round=rnd, to=Round.State.CANCELLED, expected_from=rnd.state, finished_at=timezone.now())
     return n
 
 
@@ -95,7 +95,7 @@ def round_close_review(*, round: Round, user: Any = None) -> dict[str, int]:
     following = round_config.next_stage(rnd.config, Round.State.REVIEW)
     if following is None:  # cannot happen with the fixed stage list; keeps the state machine total
         raise ReviewNotOpen(f"round {rnd.number} has no stage after review")
-    stages.stage_launch(round=rnd, stage=following)
+    stages.stage_launch(round=rnd, stage=following, expected_from=Round.State.REVIEW)
     logger.info("round %s: review closed, %s", rnd.number, counts)
     return counts
 

@@ -25,7 +25,7 @@ from generation import queue
 from generation.backends.registry import fake_backend_allowed
 from generation.models import Corpus, Job, ModelVersion, Round, Segment
 from generation.pipeline import config as round_config
-from generation.pipeline import training
+from generation.pipeline import lifecycle, training
 from generation.pipeline.text import content_hash
 
 logger = logging.getLogger(__name__)
@@ -202,6 +202,35 @@ def round_create(
         curation_model=previous.forward_model if previous else None,
         created_by=created_by,
     )
+
+
+def round_transition(
+    *, round: Round, to: str, expected_from: str | Iterable[str] | None = None, **fields: Any
+) -> Round:
+    """Move `round` to state `to`, with `fields` (started_at, finished_at, error) in the same UPDATE. The only
+    writer of `Round.state`.
+
+    One conditional UPDATE: the row moves only if its state, read at write time, is one `to` may be reached
+    from (pipeline/lifecycle.py) and, when `expected_from` is given, one of those too. Two workers racing
+    cannot both move it, nor one overwrite the other's move. Raises IllegalTransition when the lifecycle
+    refuses the move from the row's state, StaleTransition when the move is legal but the round is no longer
+    at `expected_from`; the row is left as it was."""
+    allowed = lifecycle.sources(to)
+    expected = None
+    if expected_from is not None:
+        expected = frozenset([expected_from] if isinstance(expected_from, str) else expected_from)
+        allowed &= expected
+    moved = Round.objects.filter(pk=round.pk, state__in=allowed).update(state=to, **fields)
+    if not moved:
+        current = Round.objects.filter(pk=round.pk).values_list("state", flat=True).first()
+        if current is None:
+            raise Round.DoesNotExist(f"round {round.number} does not exist")
+        lifecycle.check(current, to, number=round.number)
+        raise lifecycle.StaleTransition(round.number, current, to, expected or allowed)
+    round.state = to
+    for name, value in fields.items():
+        setattr(round, name, value)
+    return round
 
 
 def jobs_reconcile(*, stale_after: float = 60.0, grace: float = 10.0) -> dict[str, int]:

@@ -27,7 +27,7 @@ from generation.backends.base import Backend, BackendError, GenerationParams
 from generation.backends.registry import get_backend
 from generation.models import Job, Round, Segment
 from generation.pipeline import config as round_config
-from generation.pipeline import gates, parsing, prompts, scoring, signals
+from generation.pipeline import gates, lifecycle, parsing, prompts, scoring, signals
 
 logger = logging.getLogger(__name__)
 STAGES = round_config.JOB_STAGES
@@ -89,14 +89,21 @@ def _stage_items(rnd: Round, stage: str) -> list[int]:
 
 
 @transaction.atomic
-def stage_launch(*, round: Round, stage: str, enqueue: bool = True) -> list[Job]:
-    """Create the stage's chunk jobs (once) and put them on the `gpu` queue. Idempotent."""
+def stage_launch(*, round: Round, stage: str, enqueue: bool = True, expected_from: str | None = None) -> list[Job]:
+    """Create the stage's chunk jobs (once) and put them on the `gpu` queue. Idempotent.
+
+    The round moves to the stage (lifecycle.IllegalTransition if it may not, e.g. a closed round);
+    `expected_from`: only from that state (lifecycle.StaleTransition otherwise), for callers that decided to
+    launch on a state another worker may have changed since."""
     if stage not in STAGES:
         raise StageError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
     rnd = Round.objects.select_for_update().get(pk=round.pk)
     existing = list(rnd.jobs.filter(stage=stage).order_by("chunk"))
     if existing:
         return existing
+    services.round_transition(
+        round=rnd, to=stage, expected_from=expected_from, started_at=rnd.started_at or timezone.now(), error=""
+    )
     items = _stage_items(rnd, stage)
     chunks = round_config.chunked(items, rnd.config["chunk_size"])
     jobs = Job.objects.bulk_create(
@@ -105,7 +112,6 @@ def stage_launch(*, round: Round, stage: str, enqueue: bool = True) -> list[Job]
             for i, ids in enumerate(chunks)
         ]
     )
-    Round.objects.filter(pk=rnd.pk).update(state=stage, started_at=rnd.started_at or timezone.now(), error="")
     if enqueue:
         for job in jobs:
             queue.enqueue_job(job)
@@ -127,12 +133,13 @@ class StageActionRefused(ValueError):
     """A stage action the round's state does not allow (retrying a stage of a closed round, or one it has left)."""
 
 
+@transaction.atomic
 def stage_retry(*, round: Round, stage: str) -> int:
     """Re-queue the stage's failed and cancelled chunks; the round goes back to that stage.
 
     Only for the stage the round is at, or any stage of a failed or cancelled round (that resumes it there):
     a closed round stays closed, and a round in review is not sent back to augment behind its reviewers."""
-    round = Round.objects.get(pk=round.pk)
+    round = Round.objects.select_for_update().get(pk=round.pk)
     if round.state == Round.State.CLOSED:
         raise StageActionRefused(f"round {round.number} is closed: its stages cannot be retried")
     if round.state not in (Round.State.FAILED, Round.State.CANCELLED, stage):
@@ -143,7 +150,7 @@ def stage_retry(*, round: Round, stage: str) -> int:
     for job in round.jobs.filter(stage=stage, status__in=[Job.Status.FAILED, Job.Status.CANCELLED]):
         n += services.job_retry(job=job)
     if n:
-        Round.objects.filter(pk=round.pk).update(state=stage, error="")
+        services.round_transition(round=round, to=stage, expected_from=round.state, error="")
     return n
 
 
@@ -183,16 +190,21 @@ def stage_advance(*, round_id: int, stage: str) -> str | None:
             _curation_apply_keep(rnd)
         following = round_config.next_stage(rnd.config, stage)
         if following is None:
-            Round.objects.filter(pk=rnd.pk).update(state=Round.State.CLOSED, finished_at=timezone.now())
+            services.round_transition(round=rnd, to=Round.State.CLOSED, expected_from=stage, finished_at=timezone.now())
             logger.info("round %s: closed", rnd.number)
             return Round.State.CLOSED
         if following == Round.State.REVIEW:
             from annotation.queue import queue_build
 
-            Round.objects.filter(pk=rnd.pk).update(state=Round.State.REVIEW)
+            services.round_transition(round=rnd, to=Round.State.REVIEW, expected_from=stage)
             queue_build(round=rnd)
             return Round.State.REVIEW
-    stage_launch(round=rnd, stage=following)
+    try:
+        # The lock is released: a cancel or a failure may have come in since, and must not be overwritten.
+        stage_launch(round=rnd, stage=following, expected_from=stage)
+    except lifecycle.StaleTransition as exc:
+        logger.info("round %s: %s not launched: %s", rnd.number, following, exc)
+        return None
     return following
 
 

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from generation import stages
 from generation.jobs import run_job
 from generation.models import Job, Round
+from generation.pipeline import lifecycle
 
 
 class Command(BaseCommand):
@@ -33,7 +34,7 @@ class Command(BaseCommand):
         stage = options["stage"]
         try:
             stages.stage_launch(round=rnd, stage=stage, enqueue=False)
-        except stages.StageError as exc:
+        except (stages.StageError, lifecycle.IllegalTransition) as exc:
             raise CommandError(str(exc)) from exc
         if options["retry"]:
             stages.stage_retry(round=rnd, stage=stage)
