@@ -6,18 +6,17 @@ from django import forms
 
 from annotation.models import SeedExample
 from annotation.queue import REJECT_REASONS
-
-MAX_ID = 2**63 - 1  # PostgreSQL bigint: a larger number is no id, not a database error
+from app.params import MAX_BIGINT, MAX_INT
 
 
 class AdjudicateForm(forms.Form):
-    candidate_id = forms.IntegerField(min_value=1, max_value=MAX_ID)
+    candidate_id = forms.IntegerField(min_value=1, max_value=MAX_BIGINT)
     decision = forms.ChoiceField(choices=[("accept", "accept"), ("reject", "reject")])
 
 
 class DecisionForm(forms.Form):
-    candidate_id = forms.IntegerField(min_value=1, max_value=MAX_ID)
-    version = forms.IntegerField(min_value=1, max_value=2**31 - 1)
+    candidate_id = forms.IntegerField(min_value=1, max_value=MAX_BIGINT)
+    version = forms.IntegerField(min_value=1, max_value=MAX_INT)
     action = forms.ChoiceField(choices=[(a, a) for a in ("accept", "edit", "reject", "skip")])
     instruction = forms.CharField(required=False, strip=True)
     response = forms.CharField(required=False, strip=True)

@@ -21,7 +21,7 @@ from annotation import formats, queue, selectors, services
 from annotation.diff import word_diff
 from annotation.forms import AdjudicateForm, DecisionForm, SeedExampleForm
 from annotation.models import Candidate, SeedExample, Source
-from app.params import parse_id, parse_ids, safe_next
+from app.params import MAX_INT, parse_id, parse_ids, safe_next
 from app.roles import ANNOTATOR, CURATOR, role_required
 from app.uploads import upload_refusal
 from generation.models import Round
@@ -34,7 +34,7 @@ def _seed_filters(request: HttpRequest) -> dict[str, Any]:
         "q": g.get("q", "").strip(),
         "source": g.get("source", ""),
         "tag": g.get("tag", ""),
-        "round": parse_id(number, maximum=2**31 - 1),
+        "round": parse_id(number, maximum=MAX_INT),
         "author": g.get("author", ""),
         "active": g.get("active", "1") != "0",
     }

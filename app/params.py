@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.http import HttpRequest
 from django.utils.http import url_has_allowed_host_and_scheme
 
-MAX_BIGINT = 2**63 - 1
+MAX_BIGINT = 2**63 - 1  # PostgreSQL bigint (ids): a larger number is no id, not a database error
+MAX_INT = 2**31 - 1  # PostgreSQL integer (round numbers, versions)
 
 
 def parse_id(raw: str | None, *, maximum: int = MAX_BIGINT) -> int | None:
