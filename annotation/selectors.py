@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.postgres.search import SearchQuery, SearchRank
-from django.db.models import Count, F, Func, Q, QuerySet
+from django.db.models import Avg, Count, F, Func, Q, QuerySet, Sum
 
-from annotation.models import AuditEvent, Candidate, SeedExample
+from annotation.agreement import interpret_kappa, round_agreement
+from annotation.models import AuditEvent, Candidate, Review, SeedExample
 from generation.models import Round
 
 
@@ -50,8 +52,6 @@ def seed_history(example: SeedExample) -> list[AuditEvent]:
 
 def seed_facets() -> dict[str, list]:
     """Values for the seed list's filters."""
-    from django.contrib.auth import get_user_model
-
     tags = SeedExample.objects.filter(is_active=True).annotate(tag=Func(F("tags"), function="unnest"))
     return {
         "tags": sorted(set(tags.values_list("tag", flat=True).distinct()[:200])),
@@ -87,8 +87,6 @@ def audit_events() -> QuerySet[AuditEvent]:
 
 def _decisions_by_item(round_id: int | None = None) -> dict[int, dict[str, str]]:
     """{candidate id: {annotator: accept|reject}} over decisions still standing (edits count as accept)."""
-    from annotation.models import Review
-
     reviews = Review.objects.filter(action__in=["accept", "edit", "reject"], undone_by__isnull=True)
     if round_id is not None:
         reviews = reviews.filter(candidate__round_id=round_id)
@@ -100,8 +98,6 @@ def _decisions_by_item(round_id: int | None = None) -> dict[int, dict[str, str]]
 
 def disagreements(limit: int = 100) -> list[dict[str, Any]]:
     """Pairs whose annotators disagreed and that no curator has settled yet."""
-    from annotation.agreement import round_agreement
-
     by_item = _decisions_by_item()
     ids = round_agreement(by_item)["disagreements"]
     settled = set(
@@ -118,8 +114,6 @@ def disagreements(limit: int = 100) -> list[dict[str, Any]]:
 def is_open_disagreement(candidate: Candidate) -> bool:
     """True when annotators disagree on this pair (overlap), its round is still in review and no curator has
     settled it yet: the only pairs a curator may adjudicate."""
-    from annotation.models import Review
-
     if candidate.round.state != Round.State.REVIEW:
         return False
     labels = {
@@ -138,11 +132,6 @@ REASONS = 20  # the dashboard's most frequent reject reasons
 def review_summary(rnd: Round) -> dict[str, Any]:
     """What a curator wants to see about a round's human review, as numbers and chart data (the round page's
     dashboard adds the model's side: generation.views.round_dashboard)."""
-    from django.db.models import Avg, Sum
-
-    from annotation.agreement import interpret_kappa, round_agreement
-    from annotation.models import Review
-
     counts = dict(rnd.candidates.values_list("status").annotate(n=Count("id")).order_by())
     accepted = counts.get("accepted", 0) + counts.get("edited", 0)
     decided = accepted + counts.get("rejected", 0)

@@ -13,7 +13,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from annotation.models import AuditEvent, Candidate, Review, SeedExample, Source
+from annotation.selectors import is_open_disagreement
 from app.roles import ROLES
+from generation.models import Round
+from generation.pipeline import formats
 
 
 @transaction.atomic
@@ -262,8 +265,6 @@ def seed_bulk(*, user: AbstractBaseUser, ids: list[int], action: str, value: str
 @transaction.atomic
 def seed_import(*, user: AbstractBaseUser | None, name: str, text: str, fmt: str | None = None, source: str = "seed"):
     """Import a whole file or nothing: every bad line is reported (formats.FormatError) and nothing is written."""
-    from annotation import formats
-
     fmt = fmt or formats.detect_format(name, text[:20000])
     rows = formats.parse(text, fmt, default_source=source)
     for row in rows:
@@ -282,8 +283,6 @@ def seed_import(*, user: AbstractBaseUser | None, name: str, text: str, fmt: str
 @transaction.atomic
 def candidate_adjudicate(*, user: AbstractBaseUser, candidate: Candidate, decision: str) -> Candidate:
     """A curator settles a pair annotators disagreed on: the final status is theirs, recorded in the audit."""
-    from annotation.selectors import is_open_disagreement
-
     if decision not in ("accept", "reject"):
         raise ReviewError("adjudicate with accept or reject")
     locked = Candidate.objects.select_for_update().select_related("segment", "round").get(pk=candidate.pk)
@@ -302,3 +301,29 @@ def candidate_adjudicate(*, user: AbstractBaseUser, candidate: Candidate, decisi
     locked.save(update_fields=["status", "final_instruction", "final_response", "version", "updated_at"])
     audit(user=user, action="candidate.adjudicate", obj=locked, before=before, after={"status": locked.status})
     return locked
+
+
+def seed_feedback(*, round: Round, user: AbstractBaseUser | None = None) -> dict[str, int]:
+    """A round's review feeds the seed set (DESIGN.md step 6): accepted and edited pairs join it tagged `web`, with
+    the candidate as provenance, once (a pair already in the seed is not added again); rejections stay on their
+    candidates with their reasons. Returns the counts of added, rejected and unreviewed pairs."""
+    reviewed = round.candidates.filter(status__in=[Candidate.Status.ACCEPTED, Candidate.Status.EDITED])
+    already = set(SeedExample.objects.filter(candidate__round=round).values_list("candidate_id", flat=True))
+    new = [
+        SeedExample(
+            instruction=c.final_instruction or c.instruction,
+            response=c.final_response or c.response,
+            source=Source.WEB,
+            provenance={"kind": "candidate", "round": round.number, "candidate": c.pk, "status": c.status},
+            candidate=c,
+            created_by=user,
+        )
+        for c in reviewed.select_related("segment")
+        if c.pk not in already
+    ]
+    SeedExample.objects.bulk_create(new)
+    return {
+        "added_to_seed": len(new),
+        "rejected": round.candidates.filter(status=Candidate.Status.REJECTED).count(),
+        "unreviewed": round.candidates.filter(status__in=[Candidate.Status.KEPT, Candidate.Status.DROPPED]).count(),
+    }

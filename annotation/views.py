@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotation import formats, queue, selectors, services
+from annotation import queue, selectors, services
 from annotation.diff import word_diff
 from annotation.forms import AdjudicateForm, DecisionForm, SeedExampleForm
 from annotation.models import Candidate, SeedExample, Source
@@ -25,6 +25,7 @@ from app.params import MAX_INT, parse_id, parse_ids, safe_next
 from app.roles import ANNOTATOR, CURATOR, role_required
 from app.uploads import upload_refusal
 from generation.models import Round
+from generation.pipeline import formats
 
 
 def _seed_filters(request: HttpRequest) -> dict[str, Any]:

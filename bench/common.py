@@ -57,7 +57,7 @@ def setup_django() -> None:
 
 def web_segments(n: int, *, min_chars: int = 600, max_chars: int = 3000) -> list[str]:
     """n real web passages (Humpback-sized, 600–3,000 chars) from ../shared/data/web, C4 first then DCLM."""
-    from generation.pipeline.text import split_passages
+    from generation.corpus.text import split_passages
 
     out: list[str] = []
     sources = [SHARED_WEB / "c4_en_sample_1000.json.gz", SHARED_WEB / "dclm_cc_text_499.jsonl"]

@@ -4,7 +4,7 @@
 Everything runs on its own PostgreSQL database, `backforth_bench_corpus` (created if missing and migrated; its
 tables are emptied at the start), never on `backforth`.
 
-- corpus.ingest_vs_datatrove  documents/s of `generation.ingest.ingest_files` (read → clean → filter → exact and
+- corpus.ingest_vs_datatrove  documents/s of `services.corpus.ingest_files` (read → clean → filter → exact and
                               MinHash near-dedup → decontaminate → INSERT into PostgreSQL, one transaction) vs the
                               same steps done with datatrove's own components in one process on the same files.
 - corpus.ingest_peak_rss_mib  peak RSS growth of `ingest_files` on one large synthetic JSONL.gz, against the
@@ -181,8 +181,8 @@ _CORPUS_NUMBERS = itertools.count(1)
 
 def ingest(paths: list[Path], name: str, on_document: Callable[[int], None] | None = None) -> Any:
     """`ingest_files` into a fresh corpus."""
-    from generation.ingest import ingest_files
     from generation.models import Corpus
+    from generation.services.corpus import ingest_files
 
     corpus = Corpus.objects.create(name=f"{name} {time.strftime('%Y%m%d-%H%M%S')}-{next(_CORPUS_NUMBERS)}")
     return ingest_files(corpus=corpus, paths=paths, on_document=on_document)
@@ -354,7 +354,7 @@ def bench_compare(tmp: Path) -> None:
         "0.8 at 128 perms; no Jaccard check of candidates, ours checks >= 0.8); JsonlWriter (no compression). "
         "Documents stay in memory between MinHash stage 1 and 4. No passage split, no exact-hash pass (MinHash "
         "catches the copies), no decontamination, no database.",
-        ours_contains="generation.ingest.ingest_files: streaming readers, C4 line cleaning, boilerplate share, "
+        ours_contains="services.corpus.ingest_files: streaming readers, C4 line cleaning, boilerplate share, "
         "C4/Gopher quality/capitals/Gopher repetition per document, split_passages + passage filters, exact "
         "sha256 + datasketch MinHash (128 perms, 5-grams) with 9x13 LSH band keys looked up and stored in "
         "PostgreSQL per 1,000-passage batch (candidates verified >= 0.8), 13-gram "

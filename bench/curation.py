@@ -3,7 +3,7 @@
 
 Labelled sets come from the shared seed sets (../shared/data/seed: OASST first turns and the self-instruct seed
 tasks, 274 human-written pairs). Scoring goes through the backend protocol and the curate stage's own code
-(`generation.stages.pair_likelihoods`, the rubric prompt, `signals.keep_score`, `candidate_gate`'s gates).
+(`handlers.stages.pair_likelihoods`, the rubric prompt, `signals.keep_score`, `candidate_gate`'s gates).
 
 - curation.auc_real_vs_mismatched      real pairs vs the same responses under another pair's instruction (a
                                        derangement): AUC of the default keep signal (agreement) vs the rubric's
@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.common import ROOT, record, setup_django, timed
+from generation.handlers.stages import pair_likelihoods
 
 SEED_DIR = ROOT.parent / "shared" / "data" / "seed"
 # Sized for about 5 minutes on 2 cores: scoring costs ~4 s per (real, mismatched, degenerate) triple on vLLM,
@@ -159,15 +160,14 @@ def labelled_sets(pairs: list[dict[str, str]], n: int) -> dict[str, list[Item]]:
 
 
 def curate_signals(backend, items: list[Item], max_chars: int) -> list[dict[str, Any]]:
-    """The rubric score and the likelihood signals of each pair, as `stages.run_curate` computes them."""
-    from generation import stages
+    """The rubric score and the likelihood signals of each pair, as `run_curate` computes them."""
     from generation.pipeline import parsing, prompts, scoring
 
     pairs = [(it.instruction, prompts.truncate(parsing.clean_text(it.response), max_chars)[0]) for it in items]
     probs = backend.score(
         [prompts.curate_messages(x, y) for x, y in pairs], prompts.SCORE_OPTIONS, assistant_prefix=prompts.SCORE_PREFIX
     )
-    likelihoods = stages.pair_likelihoods(backend, pairs)
+    likelihoods = pair_likelihoods(backend, pairs)
     return [
         {"rubric": round(scoring.expected_score(scoring.normalize(p)), 6), **ll}
         for p, ll in zip(probs, likelihoods, strict=True)
@@ -175,7 +175,7 @@ def curate_signals(backend, items: list[Item], max_chars: int) -> list[dict[str,
 
 
 def gate(item: Item) -> str | None:
-    """`stages.candidate_gate` on an item: the instruction is model output; the response too when it is a
+    """`candidate_gate` on an item: the instruction is model output; the response too when it is a
     rewrite (real pairs are gated as rewrites, so their share gated is the gates' false-positive rate)."""
     from generation.pipeline import gates
 
@@ -248,7 +248,7 @@ def record_mismatched(real: list[dict], mismatched: list[dict], where: dict[str,
 def record_degenerate(
     real_items: list[Item], real: list[dict], planted_items: list[Item], planted: list[dict], where: dict[str, Any]
 ) -> None:
-    """Real vs planted degenerate pairs, each through the gates as `stages.candidate_gate` puts it."""
+    """Real vs planted degenerate pairs, each through the gates as `candidate_gate` puts it."""
     from generation.pipeline import config, signals
 
     curation = config.DEFAULTS["curation"]
@@ -330,7 +330,7 @@ def heldout_loglik(backend, held: list[dict[str, str]]) -> list[tuple[float, int
 def train_forward(model: str, rows: list[dict[str, str]], out_dir: str):
     """LoRA on the seed-style forward examples, as `rounds._train` runs it (settings from the round defaults,
     made concrete by `training.resolve_hparams`), with more steps and a higher rate than a CPU round's six."""
-    from generation import finetune
+    from generation.backends import finetune
     from generation.pipeline import config, training
 
     examples = [training.forward_example(r["instruction"], r["response"], "seed") for r in rows]

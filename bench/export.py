@@ -1,6 +1,6 @@
 """Export benchmarks. Run with `.venv/bin/python -m bench.export` (about 2 minutes on 2 cores once the data is there).
 
-- export.rows_per_s  `generation.export.export_dataset(rows=round_rows(rnd), fmt="messages_jsonl")` on 1,000,000
+- export.rows_per_s  `services.export.export_dataset(rows=round_rows(rnd), fmt="messages_jsonl")` on 1,000,000
                      accepted pairs (streamed: a server-side cursor, 2,000 rows at a time) vs the naive export,
                      `json.dump(list(Candidate.objects.filter(...).values(...)))`, which holds every row in memory.
                      Rows/s, and the peak RSS growth of each; ours in Parquet too (details).
@@ -170,7 +170,7 @@ def sampled(rows: Iterator[dict[str, Any]], samples: list[tuple[int, float]]) ->
 
 
 def export_ours(rnd: Any, fmt: str, out: Path) -> dict[str, Any]:
-    from generation.export import export_dataset, round_about, round_rows
+    from generation.services.export import export_dataset, round_about, round_rows
 
     samples: list[tuple[int, float]] = []
     manifest, seconds, mem = measure(
@@ -222,7 +222,7 @@ def export_naive(rnd: Any, out: Path) -> dict[str, Any]:
 def bench_export(rnd: Any, db: str) -> None:
     import pyarrow.parquet  # noqa: F401 - imported before measuring, as in a running app
 
-    from generation.export import round_rows
+    from generation.services.export import round_rows
 
     list(islice(round_rows(rnd), 10))  # warm: the query path and the connection
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:

@@ -27,7 +27,7 @@ def _forward_examples() -> list[dict]:
 
 
 def bench_packing(model: str, steps: int = 3) -> None:
-    from generation.finetune import finetune, on_gpu
+    from generation.backends.finetune import finetune, on_gpu
     from generation.pipeline import training
 
     examples = _forward_examples()

@@ -13,6 +13,8 @@ import sys
 import time
 
 from bench.common import record, setup_django, start_worker, stop_worker, timed, web_segments
+from generation.services.corpus import corpus_add_passages
+from generation.services.rounds import round_cancel, round_create, stage_launch
 
 N_SEGMENTS = int(os.environ.get("BENCH_SEGMENTS", "256"))
 N_COMPARE = int(os.environ.get("BENCH_COMPARE", "64"))
@@ -104,7 +106,6 @@ def bench_end_to_end(model: str, segments: list[str]) -> None:
     """The same backtranslation through Backforth (PostgreSQL rows, RQ, a warm worker) vs the bare engine."""
     from django.db import connection
 
-    from generation import rounds, services, stages
     from generation.backends.base import GenerationParams
     from generation.backends.vllm_backend import VLLMBackend
     from generation.models import Corpus, Job, ModelVersion
@@ -120,9 +121,9 @@ def bench_end_to_end(model: str, segments: list[str]) -> None:
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     corpus = Corpus.objects.create(name=f"bench {stamp}")
-    services.corpus_add_passages(corpus=corpus, passages=[{"text": s} for s in segments])
+    corpus_add_passages(corpus=corpus, passages=[{"text": s} for s in segments])
     warm_corpus = Corpus.objects.create(name=f"bench warm-up {stamp}")
-    services.corpus_add_passages(corpus=warm_corpus, passages=[{"text": s} for s in segments[:2]])
+    corpus_add_passages(corpus=warm_corpus, passages=[{"text": s} for s in segments[:2]])
     base, _ = ModelVersion.objects.get_or_create(role="base", path=model, defaults={"name": "bench"})
     cfg = {
         "backend": "vllm",
@@ -132,22 +133,22 @@ def bench_end_to_end(model: str, segments: list[str]) -> None:
         "generation": {"augment_max_new_tokens": AUGMENT_TOKENS},
         "order": "filter_rewrite",
     }
-    warm = services.round_create(corpus=warm_corpus, base_model=base, config={**cfg, "sample_size": 2})
-    rnd = services.round_create(corpus=corpus, base_model=base, config=cfg)
+    warm = round_create(corpus=warm_corpus, base_model=base, config={**cfg, "sample_size": 2})
+    rnd = round_create(corpus=corpus, base_model=base, config=cfg)
     connection.close()
 
     worker = start_worker()
     try:
-        stages.stage_launch(round=warm, stage="augment")  # loads the model in the worker
+        stage_launch(round=warm, stage="augment")  # loads the model in the worker
         _wait(lambda: not warm.jobs.filter(stage="augment").exclude(status=Job.Status.DONE).exists(), 900)
         started = time.perf_counter()
-        stages.stage_launch(round=rnd, stage="augment")
+        stage_launch(round=rnd, stage="augment")
         _wait(lambda: not rnd.jobs.filter(stage="augment").exclude(status=Job.Status.DONE).exists(), 1800)
         t_e2e = time.perf_counter() - started
     finally:
         # The benchmark stops after augment: cancel what the round queued next, then stop the worker (a kill is
         # safe: the database is the source of truth).
-        rounds.round_cancel(round=rnd)  # the bench round stops here: nothing of it stays queued
+        round_cancel(round=rnd)  # the bench round stops here: nothing of it stays queued
         stop_worker(worker)
     jobs = list(rnd.jobs.filter(stage="augment"))
     e2e_tokens = sum(j.result["completion_tokens"] for j in jobs)
@@ -187,15 +188,14 @@ def bench_worker_memory(model: str) -> None:
     """A worker's memory over a 1,000-segment augment stage (10 chunks) must stay flat: no growth per chunk."""
     from django.db import connection
 
-    from generation import rounds, services, stages
     from generation.models import Corpus, Job, ModelVersion
 
     n = int(os.environ.get("BENCH_MEMORY_SEGMENTS", "1000"))
     segments = web_segments(n, min_chars=300, max_chars=800)
     corpus = Corpus.objects.create(name=f"bench memory {time.strftime('%Y%m%d-%H%M%S')}")
-    services.corpus_add_passages(corpus=corpus, passages=[{"text": s} for s in segments])
+    corpus_add_passages(corpus=corpus, passages=[{"text": s} for s in segments])
     base, _ = ModelVersion.objects.get_or_create(role="base", path=model, defaults={"name": "bench"})
-    rnd = services.round_create(
+    rnd = round_create(
         corpus=corpus,
         base_model=base,
         config={
@@ -210,7 +210,7 @@ def bench_worker_memory(model: str) -> None:
     worker = start_worker()
     samples: list[tuple[int, float]] = []
     try:
-        stages.stage_launch(round=rnd, stage="augment")
+        stage_launch(round=rnd, stage="augment")
         jobs = rnd.jobs.filter(stage="augment")
         total = jobs.count()
         deadline = time.monotonic() + 1800
@@ -222,7 +222,7 @@ def bench_worker_memory(model: str) -> None:
             time.sleep(0.5)
         samples.append((total, _rss_mib(worker.pid)))
     finally:
-        rounds.round_cancel(round=rnd)  # the bench round stops here: nothing of it stays queued
+        round_cancel(round=rnd)  # the bench round stops here: nothing of it stays queued
         stop_worker(worker)
     rnd.delete()
     corpus.delete()

@@ -142,9 +142,9 @@ def load_round(n: int, tokens: list[str]) -> Any:
     from django.utils import timezone
 
     from annotation.models import Candidate, Lease, Review
+    from generation.corpus.text import content_hash
     from generation.models import Corpus, ModelVersion, Round, Segment
     from generation.pipeline import config as round_config
-    from generation.pipeline.text import content_hash
 
     rnd = Round.objects.filter(number=ROUND_NUMBER).first()
     if rnd is not None and rnd.metrics.get("bench_candidates") == n and rnd.candidates.count() == n:

@@ -1,6 +1,6 @@
 """Corpus, rounds, jobs and model versions: the machine side of Backforth.
 
-The database is the source of truth for all work; Redis/RQ only carries job ids (see generation/queue.py).
+The database is the source of truth for all work; Redis/RQ only carries job ids (see generation/services/jobs.py).
 """
 
 from __future__ import annotations
@@ -148,6 +148,10 @@ class Round(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state not in {self.State.DRAFT, self.State.CLOSED, self.State.FAILED, self.State.CANCELLED}
+
+
+#: The RQ queues: `gpu` for model work (one worker per accelerator), `default` for imports and health checks.
+QUEUES = ("gpu", "default")
 
 
 class Job(models.Model):

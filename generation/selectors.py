@@ -16,12 +16,13 @@ from django.utils import timezone
 from rq import Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
+from annotation.models import Candidate, SeedExample
 from app.binning import sql_bins, sql_range
 from app.charts import Bins
 from app.env import redact_url
-from generation.models import Corpus, Job, ModelVersion, Round, Segment
-from generation.pipeline import gates, signals
-from generation.queue import QUEUES
+from generation.models import QUEUES, Corpus, Job, ModelVersion, Round, Segment
+from generation.pipeline import evaluation, gates, signals
+from generation.pipeline.config import round_stages as stage_list
 
 
 @dataclass
@@ -111,8 +112,6 @@ TREND_ROUNDS = 200
 
 def overview_counts() -> dict[str, Any]:
     """Numbers for the home page."""
-    from annotation.models import Candidate, SeedExample
-
     seed = dict(SeedExample.objects.filter(is_active=True).values_list("source").annotate(n=Count("id")).order_by())
     return {
         "seed_by_source": seed,
@@ -141,10 +140,32 @@ def _stage_state(rnd: Round, stage: str, order: tuple[str, ...], progress: dict[
     return "pending"
 
 
+def stage_progress(*, round: Round, stage: str) -> dict[str, Any]:
+    """Done/total items over the stage's chunks, items/s and ETA (for the UI and the CLI)."""
+    jobs = list(round.jobs.filter(stage=stage))
+    done = sum(j.progress_done for j in jobs)
+    total = sum(j.progress_total for j in jobs)
+    started = [j.started_at for j in jobs if j.started_at]
+    finished = [j.finished_at for j in jobs if j.finished_at]
+    # A finished stage's rate is over its own run time, not over the time since it started.
+    end = max(finished) if jobs and all(j.is_finished for j in jobs) and finished else timezone.now()
+    elapsed = (end - min(started)).total_seconds() if started else 0.0
+    rate = done / elapsed if elapsed > 0 and done else 0.0
+    by_status: dict[str, int] = {}
+    for j in jobs:
+        by_status[j.status] = by_status.get(j.status, 0) + 1
+    return {
+        "done": done,
+        "total": total,
+        "items_per_s": rate,
+        "eta_s": (total - done) / rate if rate else None,
+        "chunks": by_status,
+        "launched": bool(jobs),
+    }
+
+
 def round_stages(rnd: Round) -> list[dict[str, Any]]:
     """Every stage of the round (the timeline): state, progress, chunk states and the errors of failed chunks."""
-    from generation.pipeline.config import round_stages as stage_list
-    from generation.stages import stage_progress
 
     order = stage_list(rnd.config)
     rows = []
@@ -198,8 +219,6 @@ def job_summary(stage: str, result: dict[str, Any]) -> str:
 
 
 def review_progress(rnd: Round) -> dict[str, int]:
-    from annotation.models import Candidate
-
     counts = round_candidate_counts(rnd)
     reviewed = sum(counts.get(s, 0) for s in Candidate.REVIEWED)
     pending = counts.get(Candidate.Status.KEPT, 0)
@@ -319,3 +338,19 @@ def corpus_imports(*, limit: int = 10) -> list[Job]:
     recent_failure = Q(status=Job.Status.FAILED, created_at__gte=timezone.now() - timedelta(days=1))
     pending = Q(status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
     return list(Job.objects.filter(pending | recent_failure, stage="ingest").order_by("-id")[:limit])
+
+
+def curation_quality(rnd: Round) -> dict[str, Any]:
+    """The model's keep decision and score against the human decisions on the same pairs, and each curation
+    signal's AUC for telling accepted (and edited) pairs from rejected ones."""
+    rows = list(
+        rnd.candidates.filter(status__in=Candidate.REVIEWED, kept_by_curation__isnull=False, score__isnull=False)
+        .values_list("score", "kept_by_curation", "status", "signals", "keep_score")
+        .order_by("pk")
+    )
+    accepted = [r[2] != Candidate.Status.REJECTED for r in rows]
+    keep_scores = [r[4] if r[4] is not None else r[0] for r in rows]
+    agreement = evaluation.curation_agreement(keep_scores, [r[1] for r in rows], accepted)
+    # Pairs curated before the likelihood signals existed still have their rubric score in `score`.
+    rows_signals = [{"rubric": r[0], **(r[3] or {})} for r in rows]
+    return {**agreement, "signal_auc": signals.signal_aucs(rows_signals, accepted)}

@@ -8,16 +8,29 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
-from annotation import formats
 from annotation import selectors as review_selectors
 from app.errorlog import recent_errors
 from app.pagination import paginate
 from app.roles import ADMIN, CURATOR, has_role, role_required
 from app.uploads import describe_limit, upload_refusal
-from generation import export, rounds, selectors, services, stages
+from generation import selectors
 from generation.forms import ModelRegisterForm, RoundLaunchForm
 from generation.models import Corpus, ModelVersion, Round
-from generation.pipeline import signals
+from generation.pipeline import formats, signals
+from generation.services import export
+from generation.services import rounds as round_service
+from generation.services.corpus import corpus_upload
+from generation.services.jobs import job_create
+from generation.services.rounds import (
+    STAGES,
+    ReviewNotOpen,
+    RoundFinished,
+    StageActionRefused,
+    round_create,
+    round_start,
+    stage_cancel,
+    stage_retry,
+)
 
 ROUNDS_PER_PAGE = 25
 MODELS_PER_PAGE = 25
@@ -38,7 +51,7 @@ def status(request: HttpRequest) -> HttpResponse:
 @role_required(ADMIN)
 def status_ping(request: HttpRequest) -> HttpResponse:
     """Send a health-check job through Redis to a worker and back into PostgreSQL."""
-    job = services.job_create(stage="ping", queue_name="default")
+    job = job_create(stage="ping", queue_name="default")
     if not request.htmx:
         return redirect("status")
     context = {"checks": selectors.system_status(), "jobs": selectors.recent_jobs()}
@@ -60,10 +73,10 @@ def round_launch(request: HttpRequest) -> HttpResponse:
     form = RoundLaunchForm(request.POST or None, request.FILES or None, initial=RoundLaunchForm.initial_values())
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        rnd = services.round_create(
+        rnd = round_create(
             corpus=data["corpus"], base_model=data["base_model"], config=data["config"], created_by=request.user
         )
-        rounds.round_start(round=rnd)
+        round_start(round=rnd)
         messages.success(request, f"Round {rnd.number} launched (config {rnd.config_hash[:12]}).")
         return redirect("round-detail", number=rnd.number)
     return render(request, "generation/round_launch.html", {"form": form}, status=400 if form.errors else 200)
@@ -109,11 +122,11 @@ def round_detail(request: HttpRequest, number: int) -> HttpResponse:
 @role_required(ADMIN)
 def round_stage_action(request: HttpRequest, number: int, stage: str, action: str) -> HttpResponse:
     rnd = get_object_or_404(Round, number=number)
-    if stage not in stages.STAGES or action not in ("cancel", "retry"):
+    if stage not in STAGES or action not in ("cancel", "retry"):
         raise Http404("no such stage action")
     try:
-        n = (stages.stage_cancel if action == "cancel" else stages.stage_retry)(round=rnd, stage=stage)
-    except stages.StageActionRefused as exc:
+        n = (stage_cancel if action == "cancel" else stage_retry)(round=rnd, stage=stage)
+    except StageActionRefused as exc:
         messages.error(request, f"Not done: {exc}.")
         if request.htmx:
             return HttpResponseClientRedirect(reverse("round-detail", args=[number]))
@@ -130,8 +143,8 @@ def round_stage_action(request: HttpRequest, number: int, stage: str, action: st
 def round_close_review(request: HttpRequest, number: int) -> HttpResponse:
     rnd = get_object_or_404(Round, number=number)
     try:
-        counts = rounds.round_close_review(round=rnd, user=request.user)
-    except rounds.ReviewNotOpen as exc:
+        counts = round_service.round_close_review(round=rnd, user=request.user)
+    except ReviewNotOpen as exc:
         messages.error(request, str(exc))
     else:
         messages.success(
@@ -149,8 +162,8 @@ def round_close_review(request: HttpRequest, number: int) -> HttpResponse:
 def round_cancel(request: HttpRequest, number: int) -> HttpResponse:
     rnd = get_object_or_404(Round, number=number)
     try:
-        n = rounds.round_cancel(round=rnd)
-    except rounds.RoundFinished as exc:
+        n = round_service.round_cancel(round=rnd)
+    except RoundFinished as exc:
         messages.error(request, f"Not cancelled: {exc}.")
     else:
         messages.info(request, f"Round {rnd.number} cancelled ({n} unfinished jobs stopped).")
@@ -195,7 +208,7 @@ def corpus_list(request: HttpRequest) -> HttpResponse:
         if refusal is not None:
             messages.error(request, refusal)
             return _corpus_list_page(request, status=400)
-        job = services.corpus_upload(name=name, uploads=uploads, user=request.user)
+        job = corpus_upload(name=name, uploads=uploads, user=request.user)
         messages.success(request, f"Importing {len(uploads)} file(s) into {name} (job {job.pk}); see System status.")
         return redirect("corpus-list")
     return _corpus_list_page(request)
@@ -232,7 +245,7 @@ def round_dashboard(request: HttpRequest, number: int) -> HttpResponse:
         "round": rnd,
         **review_selectors.review_summary(rnd),
         "scores": selectors.round_scores(rnd),
-        "curation": rounds.curation_quality(rnd),
+        "curation": selectors.curation_quality(rnd),
     }
     return render(request, "annotation/dashboard.html", context)
 

@@ -12,8 +12,12 @@ import logging
 import os
 from typing import Any
 
+from django.db import close_old_connections
 from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker
+
+from generation.backends.registry import release
+from generation.services.jobs import jobs_reconcile
 
 logger = logging.getLogger(__name__)
 
@@ -36,16 +40,10 @@ class BackforthWorker(SimpleWorker):
         finally:
             # vLLM's engine runs in a child process that waits for its parent: shut it down before Python's
             # exit handlers join it, or the worker never exits.
-            from generation.backends.registry import release
-
             release()
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
-        from django.db import close_old_connections
-
-        from generation.services import jobs_reconcile
-
         close_old_connections()
         try:
             jobs_reconcile(stale_after=float(os.environ.get("BACKFORTH_STALE_AFTER", "60")))

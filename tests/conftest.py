@@ -106,7 +106,7 @@ def web_passages() -> list[str]:
     import gzip
     import json
 
-    from generation.pipeline.text import split_passages
+    from generation.corpus.text import split_passages
 
     c4 = SHARED_DATA / "web" / "c4_en_sample_1000.json.gz"
     if c4.is_file():

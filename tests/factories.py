@@ -7,9 +7,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from annotation.models import Candidate, SeedExample
+from generation.corpus.text import content_hash
 from generation.models import Corpus, ModelVersion, Round, Segment
 from generation.pipeline import config as round_config
-from generation.pipeline.text import content_hash
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -28,7 +28,7 @@ from functools import lru_cache
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 
-from generation.pipeline.text import content_hash, normalize
+from generation.corpus.text import content_hash, normalize
 
 SHINGLE_WORDS = 5
 """Word n-gram size of the shingles (datatrove's MinhashConfig.n_grams)."""
@@ -117,7 +117,7 @@ class NearDuplicateFilter:
     `seen(text, key)` returns the key of an earlier near-duplicate (Jaccard >= threshold), or None and
     indexes the text under `key` (default: its content hash). Memory per indexed text: one 512-byte
     signature (with `verify`) and `bands` int keys. For corpora of any size ingestion keeps the same index in
-    PostgreSQL instead (`dedup_batch` decides, `generation.ingest` stores).
+    PostgreSQL instead (`dedup_batch` decides, `generation.services.corpus` stores).
     """
 
     name = "near_duplicate"

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Protocol
 
-from generation.pipeline.text import split_passages
+from generation.corpus.text import split_passages
 
 # --------------------------------------------------------------------------------------------- work bounds
 

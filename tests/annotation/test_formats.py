@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation import formats
-from annotation.formats import FormatError, detect_format, export_rows, parse
 from annotation.models import SeedExample
+from generation.pipeline import formats
+from generation.pipeline.formats import FormatError, detect_format, export_rows, parse
 from generation.pipeline.training import SYSTEM_PROMPTS
 from tests.factories import SeedExampleFactory
 

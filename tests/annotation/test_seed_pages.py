@@ -47,8 +47,8 @@ def test_user_create_with_role_resets_password_and_role():
 
 
 def test_a_refused_seed_import_writes_nothing_at_all():
-    from annotation import formats
     from annotation.models import AuditEvent
+    from generation.pipeline import formats
 
     bad = '{"instruction": "Q1", "response": "A1"}\n{"instruction": "Q2"}\n'
     with pytest.raises((formats.FormatError, ValueError)):

@@ -4,6 +4,7 @@ import pytest
 from playwright.sync_api import expect
 
 from annotation.models import SeedExample
+from generation.handlers import run_job
 from generation.models import Job
 from tests.browser.conftest import login
 from tests.factories import UserFactory
@@ -61,7 +62,6 @@ def test_curator_searches_the_seed_set_as_they_type(page):
 
 
 def test_admin_launches_a_round_from_the_form_and_watches_it_fail_clearly(page, redis_conn):
-    from generation.jobs import run_job
     from generation.models import Round
     from tests.factories import ModelVersionFactory, SegmentFactory
 

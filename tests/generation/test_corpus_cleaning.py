@@ -41,7 +41,7 @@ from generation.corpus.filters import (
     clean_text,
     first_reason,
 )
-from generation.pipeline.text import content_hash
+from generation.corpus.text import content_hash
 
 # ------------------------------------------------------------------------------------------ hand-made texts
 

@@ -9,11 +9,12 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from annotation.models import Candidate
-from generation import stages
 from generation.backends.registry import get_backend
-from generation.jobs import run_job
+from generation.handlers import run_job
+from generation.handlers.stages import pair_signals
 from generation.models import Job
 from generation.pipeline import signals
+from generation.services.rounds import stage_advance, stage_launch
 from tests.generation.test_stages import make_round
 
 pytestmark = pytest.mark.model
@@ -49,7 +50,7 @@ def backend(model_dir):
 
 def test_a_real_pair_agrees_more_than_the_same_response_under_an_unrelated_instruction(backend):
     mismatched = [(REAL[(i + 1) % len(REAL)][0], y) for i, (_, y) in enumerate(REAL)]
-    scored = stages.pair_signals(backend, REAL + mismatched)
+    scored = pair_signals(backend, REAL + mismatched)
     real, other = [s for _, s in scored[: len(REAL)]], [s for _, s in scored[len(REAL) :]]
     for r, m in zip(real, other, strict=True):
         assert r["agreement"] > m["agreement"] and r["ifd"] < m["ifd"]
@@ -77,9 +78,9 @@ def test_the_curate_stage_gates_degenerate_output_and_never_keeps_it(model_dir, 
     # rewrite→filter: the curate stage scores (and gates) the rewrites too
     rnd.config["order"] = "rewrite_filter"
     rnd.save(update_fields=["config"])
-    jobs = stages.stage_launch(round=rnd, stage="curate", enqueue=False)
+    jobs = stage_launch(round=rnd, stage="curate", enqueue=False)
     assert all(run_job(j.pk) == Job.Status.DONE for j in jobs)
-    stages.stage_advance(round_id=rnd.pk, stage="curate")
+    stage_advance(round_id=rnd.pk, stage="curate")
     got = {name: Candidate.objects.get(pk=pk) for name, pk in ids.items()}
     assert {name: c.gate for name, c in got.items()} == {
         "prompt_echo": "prompt_echo",

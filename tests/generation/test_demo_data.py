@@ -8,8 +8,8 @@ from django.core.management import call_command
 from annotation import services as annotation_services
 from annotation.models import SeedExample
 from app.roles import user_role
-from generation import services
 from generation.models import Corpus, Segment
+from generation.services.corpus import corpus_add_passages
 from tests.factories import CorpusFactory
 
 pytestmark = pytest.mark.django_db
@@ -72,11 +72,11 @@ def test_reset_demo_passwords_sets_and_prints_new_ones():
 
 def test_corpus_add_passages_skips_exact_duplicates_after_normalisation():
     corpus = CorpusFactory()
-    added, dups = services.corpus_add_passages(
+    added, dups = corpus_add_passages(
         corpus=corpus,
         passages=[{"text": "Alpha beta."}, {"text": "alpha   BETA."}, {"text": "Gamma."}, {"text": "   "}],
     )
     assert (added, dups) == (2, 1)
-    added, dups = services.corpus_add_passages(corpus=corpus, passages=[{"text": "Gamma."}, {"text": "Delta."}])
+    added, dups = corpus_add_passages(corpus=corpus, passages=[{"text": "Gamma."}, {"text": "Delta."}])
     assert (added, dups) == (1, 1)
     assert corpus.segments.count() == 3

@@ -8,7 +8,7 @@ import json
 import pytest
 from django.core.management import call_command
 
-from generation import export
+from generation.services import export
 from tests.factories import CandidateFactory, RoundFactory, SeedExampleFactory
 
 pytestmark = pytest.mark.django_db

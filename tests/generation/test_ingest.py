@@ -10,8 +10,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from generation.ingest import ingest_files
+from generation.handlers import run_job
 from generation.models import Corpus, Segment, SegmentBand
+from generation.services import corpus as corpus_service
+from generation.services.corpus import ingest_files
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -49,10 +51,9 @@ def test_planted_near_duplicates_are_removed(tmp_path, web_passages):
 def test_dedup_state_is_in_postgresql_across_batches_and_imports(tmp_path, web_passages, monkeypatch):
     """Batches of 2 send every comparison but the first through the database; a second import into the same
     corpus is deduplicated against the first."""
-    from generation import ingest
     from generation.corpus.dedup import lsh_params
 
-    monkeypatch.setattr(ingest, "BATCH", 2)
+    monkeypatch.setattr(corpus_service, "BATCH", 2)
     *base, fresh = [p for p in web_passages if 700 < len(p) < 2500][:5]
     first = tmp_path / "first.jsonl"
     first.write_text("\n".join(json.dumps({"id": str(i), "text": t}) for i, t in enumerate(base)))
@@ -93,7 +94,6 @@ def test_admins_upload_files_and_a_worker_job_imports_them(
 ):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from generation.jobs import run_job
     from generation.models import Job
 
     body = "\n".join(json.dumps({"id": str(i), "text": t}) for i, t in enumerate(web_passages[:6])).encode()
@@ -163,7 +163,6 @@ def test_a_refused_upload_job_leaves_no_corpus_and_deletes_its_files(
 ):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from generation.jobs import run_job
     from generation.models import Job
 
     settings.DATA_DIR = tmp_path / "data"

@@ -6,10 +6,10 @@ import django_rq
 import pytest
 from django.urls import reverse
 
-from generation import services
-from generation.jobs import run_job
+from generation.handlers import run_job
 from generation.models import Job
 from generation.selectors import system_status
+from generation.services.jobs import job_claim, job_create, job_retry
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.integration
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 def test_a_job_is_enqueued_only_when_its_transaction_commits(db, redis_conn, django_capture_on_commit_callbacks):
     queue = django_rq.get_queue("default")
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        job = services.job_create(stage="ping")
+        job = job_create(stage="ping")
         assert queue.count == 0, "enqueued before commit: a worker could look for a row it cannot see"
     assert len(callbacks) == 1
     assert queue.count == 1
@@ -27,7 +27,7 @@ def test_a_job_is_enqueued_only_when_its_transaction_commits(db, redis_conn, dja
 
 
 def test_a_real_worker_runs_a_job_end_to_end(burst_worker):
-    job = services.job_create(stage="ping")  # transactional_db: commits at once, so it is enqueued
+    job = job_create(stage="ping")  # transactional_db: commits at once, so it is enqueued
     assert django_rq.get_queue("default").count == 1
     burst_worker("default")
     job.refresh_from_db()
@@ -48,8 +48,8 @@ def test_a_job_delivered_twice_runs_once(db):
 
 def test_claim_is_won_by_exactly_one_worker(db):
     job = Job.objects.create(stage="ping")
-    assert services.job_claim(job_id=job.pk, worker="a") is not None
-    assert services.job_claim(job_id=job.pk, worker="b") is None
+    assert job_claim(job_id=job.pk, worker="a") is not None
+    assert job_claim(job_id=job.pk, worker="b") is None
     job.refresh_from_db()
     assert job.worker == "a" and job.status == Job.Status.RUNNING
 
@@ -64,11 +64,11 @@ def test_unknown_stage_fails_permanently_with_a_message(db):
 def test_a_failed_job_can_be_retried(db, redis_conn, django_capture_on_commit_callbacks):
     job = Job.objects.create(stage="ping", status=Job.Status.FAILED, error="boom", permanent=True)
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.job_retry(job=job)
+        assert job_retry(job=job)
     job.refresh_from_db()
     assert job.status == Job.Status.QUEUED and not job.error and not job.permanent
     assert django_rq.get_queue("default").job_ids == [job.rq_id]
-    assert not services.job_retry(job=job), "a queued job is not retryable"
+    assert not job_retry(job=job), "a queued job is not retryable"
 
 
 def test_status_reports_database_redis_queues_and_missing_workers(db, redis_conn):
@@ -108,11 +108,11 @@ def test_jobs_travel_as_json_never_as_pickles(burst_worker, django_capture_on_co
     import zlib
 
     with django_capture_on_commit_callbacks(execute=True):
-        job = services.job_create(stage="ping", queue_name="default")
+        job = job_create(stage="ping", queue_name="default")
     job.refresh_from_db()
     raw = django_rq.get_connection("default").hget(f"rq:job:{job.rq_id}", "data")
     func, _instance, args, _kwargs = json.loads(zlib.decompress(raw))
-    assert (func, args) == ("generation.jobs.run_job", [job.pk])
+    assert (func, args) == ("generation.handlers.run_job", [job.pk])
     burst_worker("default")
     job.refresh_from_db()
     assert job.status == Job.Status.DONE, "the worker reads the JSON job and runs it"

@@ -1,4 +1,4 @@
-"""The round's state machine: the pure transition table, and its one writer (services.round_transition)."""
+"""The round's state machine: the pure transition table, and its one writer (round_transition)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import time
 import pytest
 from django.db import connection, transaction
 
-from generation import rounds, services, stages
-from generation.jobs import HANDLERS, PermanentJobError, run_job
+from generation.handlers import REGISTRY, run_job
 from generation.models import Job, Round
 from generation.pipeline import config as round_config
 from generation.pipeline import lifecycle
 from generation.pipeline.lifecycle import IllegalTransition, StaleTransition
+from generation.services.jobs import PermanentJobError
+from generation.services.rounds import round_cancel, round_transition, stage_launch
 from tests.factories import RoundFactory
 
 # --- the table (pure) -----------------------------------------------------------------------------------------
@@ -107,7 +108,7 @@ def test_an_unknown_state_is_refused():
 @pytest.mark.django_db
 def test_a_legal_move_writes_the_state_and_its_fields():
     rnd = RoundFactory(state="evaluate")
-    got = services.round_transition(round=rnd, to="closed", expected_from="evaluate", error="")
+    got = round_transition(round=rnd, to="closed", expected_from="evaluate", error="")
     assert got is rnd and rnd.state == "closed"
     assert Round.objects.get(pk=rnd.pk).state == "closed"
 
@@ -117,10 +118,10 @@ def test_an_illegal_move_raises_and_leaves_the_row_unchanged():
     rnd = RoundFactory(state="closed", error="kept")
     before = Round.objects.filter(pk=rnd.pk).values().get()
     with pytest.raises(IllegalTransition, match=f"round {rnd.number} cannot go from closed to augment"):
-        services.round_transition(round=rnd, to="augment", error="")
+        round_transition(round=rnd, to="augment", error="")
     assert Round.objects.filter(pk=rnd.pk).values().get() == before
     with pytest.raises(IllegalTransition, match="cannot go from closed to augment"):
-        stages.stage_launch(round=rnd, stage="augment", enqueue=False)
+        stage_launch(round=rnd, stage="augment", enqueue=False)
     assert not rnd.jobs.exists() and Round.objects.filter(pk=rnd.pk).values().get() == before
 
 
@@ -128,16 +129,16 @@ def test_an_illegal_move_raises_and_leaves_the_row_unchanged():
 def test_the_row_decides_not_a_stale_instance():
     rnd = RoundFactory(state="augment")
     stale = Round.objects.get(pk=rnd.pk)  # read while the round was at augment
-    rounds.round_cancel(round=rnd)  # another request cancels it
+    round_cancel(round=rnd)  # another request cancels it
     with pytest.raises(StaleTransition, match=f"round {rnd.number} is at cancelled, not augment"):
-        services.round_transition(round=stale, to="curate", expected_from="augment")
+        round_transition(round=stale, to="curate", expected_from="augment")
     with pytest.raises(IllegalTransition, match="cannot go from cancelled to failed"):
-        services.round_transition(round=stale, to="failed", error="late failure")
+        round_transition(round=stale, to="failed", error="late failure")
     row = Round.objects.get(pk=rnd.pk)
     assert row.state == "cancelled" and row.error == "" and row.finished_at is not None
     # The next stage decided on the stale state is not launched either.
     with pytest.raises(StaleTransition):
-        stages.stage_launch(round=stale, stage="curate", enqueue=False, expected_from="augment")
+        stage_launch(round=stale, stage="curate", enqueue=False, expected_from="augment")
     assert not rnd.jobs.exists()
 
 
@@ -146,7 +147,7 @@ def test_a_permanent_job_error_fails_the_round_but_not_a_cancelled_one(monkeypat
     def boom(job: Job) -> None:
         raise PermanentJobError("the model is gone")
 
-    monkeypatch.setitem(HANDLERS, "boom", boom)
+    monkeypatch.setitem(REGISTRY, "boom", boom)
     running, cancelled = RoundFactory(state="augment"), RoundFactory(state="cancelled")
     for rnd in (running, cancelled):
         job = Job.objects.create(round=rnd, stage="boom", queue="gpu")
@@ -166,7 +167,7 @@ def test_two_workers_racing_from_the_same_state_move_the_round_once():
     def first() -> None:
         try:
             with transaction.atomic():
-                services.round_transition(round=Round.objects.get(pk=rnd.pk), to="curate", expected_from="augment")
+                round_transition(round=Round.objects.get(pk=rnd.pk), to="curate", expected_from="augment")
                 first_wrote.set()
                 time.sleep(0.5)  # hold the row lock while the other worker tries
             outcomes["first"] = "moved"
@@ -176,7 +177,7 @@ def test_two_workers_racing_from_the_same_state_move_the_round_once():
     def second() -> None:
         try:
             first_wrote.wait(5)
-            services.round_transition(round=Round.objects.get(pk=rnd.pk), to="cancelled", expected_from="augment")
+            round_transition(round=Round.objects.get(pk=rnd.pk), to="cancelled", expected_from="augment")
             outcomes["second"] = "moved"
         except StaleTransition as exc:
             outcomes["second"] = str(exc)
@@ -213,7 +214,7 @@ def test_the_admin_shows_the_state_read_only_and_never_writes_it_back(admin_clie
     page = admin_client.get(f"/admin/generation/round/{rnd.pk}/change/")
     assert page.status_code == 200 and 'name="state"' not in page.content.decode()
     edited = Round.objects.get(pk=rnd.pk)  # the admin's copy, read while the round was at augment
-    rounds.round_cancel(round=rnd)
+    round_cancel(round=rnd)
     edited.metrics = {"note": "edited in the admin"}
     admin.site._registry[Round].save_model(None, edited, SimpleNamespace(changed_data=["metrics"]), True)
     row = Round.objects.get(pk=rnd.pk)

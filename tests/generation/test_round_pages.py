@@ -4,10 +4,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from annotation.models import SeedExample
-from generation.jobs import run_job
+from generation.handlers import run_job
 from generation.models import Job, ModelVersion, Round
 from generation.pipeline.evaluation import headline
-from generation.selectors import job_summary
+from generation.selectors import job_summary, stage_progress
+from generation.services.rounds import StageActionRefused, stage_retry
 from tests.factories import (
     CandidateFactory,
     ModelVersionFactory,
@@ -68,8 +69,6 @@ def test_a_finished_stage_keeps_its_own_rate():
     from datetime import timedelta
 
     from django.utils import timezone
-
-    from generation.stages import stage_progress
 
     rnd = RoundFactory(state="review", config={"order": "filter_rewrite"})
     t0 = timezone.now() - timedelta(hours=1)
@@ -362,7 +361,6 @@ def test_the_job_log_summarises_each_kind_of_job_in_a_line():
 
 @pytest.mark.django_db
 def test_admin_writes_respect_the_rounds_state(client, redis_conn):
-    from generation import stages
     from tests.factories import RoundFactory, UserFactory
 
     client.force_login(UserFactory(role="admin"))
@@ -372,8 +370,8 @@ def test_admin_writes_respect_the_rounds_state(client, redis_conn):
     closed.refresh_from_db()
     assert closed.state == "closed", "a closed round is never turned into a cancelled one"
     for rnd, stage in ((closed, "augment"), (review, "augment")):
-        with pytest.raises(stages.StageActionRefused):
-            stages.stage_retry(round=rnd, stage=stage)
+        with pytest.raises(StageActionRefused):
+            stage_retry(round=rnd, stage=stage)
         page = client.post(reverse("round-stage-action", args=[rnd.number, stage, "retry"]), follow=True)
         assert "Not done:" in page.content.decode()
         rnd.refresh_from_db()

@@ -13,8 +13,10 @@ from django.conf import settings
 
 from annotation import services as annotation_services
 from annotation.models import Candidate, Review, SeedExample
-from generation import rounds, services
 from generation.models import Job, ModelVersion, Round
+from generation.services.corpus import corpus_add_passages
+from generation.services.jobs import jobs_reconcile
+from generation.services.rounds import round_close_review, round_create, round_start
 from tests.conftest import ROOT, worker_process
 from tests.factories import CorpusFactory, UserFactory
 from tests.generation.test_stages import wait_for
@@ -41,18 +43,18 @@ def seed_from_demo(n: int = 8) -> None:
 
 def new_round(corpus, model_dir, **config) -> Round:
     base, _ = ModelVersion.objects.get_or_create(role="base", path=str(model_dir), defaults={"name": "smol"})
-    return services.round_create(corpus=corpus, base_model=base, config={**TINY, **config})
+    return round_create(corpus=corpus, base_model=base, config={**TINY, **config})
 
 
 def test_two_rounds_feed_human_corrections_into_the_next_backward_model(burst_worker, model_dir, web_passages):
     seed_from_demo()
     corpus = CorpusFactory()
-    services.corpus_add_passages(corpus=corpus, passages=[{"text": p} for p in web_passages[:12]])
+    corpus_add_passages(corpus=corpus, passages=[{"text": p} for p in web_passages[:12]])
 
     # Round 1: train M_yx(1) → augment → curate (with the base model: there is no M_0) → rewrite → review.
     r1 = new_round(corpus, model_dir)
     assert r1.curation_model is None
-    rounds.round_start(round=r1)
+    round_start(round=r1)
     burst_worker("gpu", timeout=900)
     r1.refresh_from_db()
     assert r1.state == Round.State.REVIEW, job_errors(r1)
@@ -88,7 +90,7 @@ def test_two_rounds_feed_human_corrections_into_the_next_backward_model(burst_wo
     annotation_services.candidate_review(
         candidate_id=dropped.pk, reviewer=annotator, action="accept", version=dropped.version
     )
-    counts = rounds.round_close_review(round=r1)
+    counts = round_close_review(round=r1)
     unreviewed = r1.candidates.filter(status__in=["kept", "dropped"]).count()
     assert counts == {"added_to_seed": 2, "rejected": 1, "unreviewed": unreviewed}
     web = SeedExample.objects.filter(source="web")
@@ -123,7 +125,7 @@ def test_two_rounds_feed_human_corrections_into_the_next_backward_model(burst_wo
     # Round 2: M_yx(2) learns round 1's correction; curation uses M_1. Review skipped: it runs to the end.
     r2 = new_round(corpus, model_dir, review={"mode": "skip"})
     assert r2.curation_model == m1
-    rounds.round_start(round=r2)
+    round_start(round=r2)
     burst_worker("gpu", timeout=900)
     r2.refresh_from_db()
     assert r2.state == Round.State.CLOSED, job_errors(r2)
@@ -155,9 +157,9 @@ def test_two_rounds_feed_human_corrections_into_the_next_backward_model(burst_wo
 def test_a_worker_killed_during_training_resumes_from_its_checkpoint(burst_worker, model_dir, web_passages):
     seed_from_demo()
     corpus = CorpusFactory()
-    services.corpus_add_passages(corpus=corpus, passages=[{"text": p} for p in web_passages[:2]])
+    corpus_add_passages(corpus=corpus, passages=[{"text": p} for p in web_passages[:2]])
     rnd = new_round(corpus, model_dir, sample_size=2, training={"max_steps": 3, "batch_size": 2, "max_length": 128})
-    rounds.round_start(round=rnd)
+    round_start(round=rnd)
     job = rnd.jobs.get(stage="train_backward")
     out = trained_dir(rnd)
     shutil.rmtree(out, ignore_errors=True)  # an earlier test run's round 1 may have left its files here
@@ -170,7 +172,7 @@ def test_a_worker_killed_during_training_resumes_from_its_checkpoint(burst_worke
         worker.wait()
     job.refresh_from_db()
     assert job.status == Job.Status.RUNNING, "the job was mid-training when its worker died"
-    assert services.jobs_reconcile(stale_after=0, grace=0)["stale"] == 1
+    assert jobs_reconcile(stale_after=0, grace=0)["stale"] == 1
     burst_worker("gpu", timeout=900)
 
     job.refresh_from_db()

@@ -11,9 +11,12 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from annotation.models import Candidate
-from generation import services, stages
-from generation.jobs import run_job
+from generation.handlers import run_job
 from generation.models import Job, ModelVersion, Round
+from generation.selectors import stage_progress
+from generation.services.corpus import corpus_add_passages
+from generation.services.jobs import jobs_reconcile
+from generation.services.rounds import round_create, stage_cancel, stage_launch, stage_retry
 from tests.conftest import worker_process
 from tests.factories import CorpusFactory
 
@@ -22,10 +25,10 @@ pytestmark = [pytest.mark.model, pytest.mark.integration]
 
 def make_round(passages: list[str], model_dir, **config) -> Round:
     corpus = CorpusFactory()
-    services.corpus_add_passages(corpus=corpus, passages=[{"text": p} for p in passages])
+    corpus_add_passages(corpus=corpus, passages=[{"text": p} for p in passages])
     base, _ = ModelVersion.objects.get_or_create(role="base", path=str(model_dir), defaults={"name": "smol"})
     defaults = {"backend": "transformers", "chunk_size": 2, "batch_size": 2, "sample_size": len(passages)}
-    return services.round_create(corpus=corpus, base_model=base, config={**defaults, **config})
+    return round_create(corpus=corpus, base_model=base, config={**defaults, **config})
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
@@ -47,7 +50,7 @@ def test_a_round_runs_augment_curate_rewrite_on_a_real_worker_with_vllm(burst_wo
         curation={"threshold": None, "top_k": 3},
         generation={"rewrite_max_new_tokens": 160},
     )
-    stages.stage_launch(round=rnd, stage="augment")
+    stage_launch(round=rnd, stage="augment")
     burst_worker("gpu", timeout=600)  # later stages are enqueued as earlier ones finish, in the same burst
 
     rnd.refresh_from_db()
@@ -78,7 +81,7 @@ def test_a_round_runs_augment_curate_rewrite_on_a_real_worker_with_vllm(burst_wo
 
 def test_a_worker_killed_mid_stage_loses_and_duplicates_nothing(burst_worker, model_dir, web_passages):
     rnd = make_round(web_passages[:8], model_dir)  # 4 augment chunks of 2
-    stages.stage_launch(round=rnd, stage="augment")
+    stage_launch(round=rnd, stage="augment")
     worker = worker_process()
     try:
         jobs = rnd.jobs.filter(stage="augment")
@@ -91,7 +94,7 @@ def test_a_worker_killed_mid_stage_loses_and_duplicates_nothing(burst_worker, mo
         worker.send_signal(signal.SIGKILL)
         worker.wait()
     killed = jobs.get(status=Job.Status.RUNNING)
-    assert services.jobs_reconcile(stale_after=0, grace=0)["stale"] == 1
+    assert jobs_reconcile(stale_after=0, grace=0)["stale"] == 1
     burst_worker("gpu", timeout=600)
 
     rnd.refresh_from_db()
@@ -107,11 +110,11 @@ def test_a_worker_killed_mid_stage_loses_and_duplicates_nothing(burst_worker, mo
 
 def test_a_flushed_redis_is_recovered_by_reconcile(burst_worker, redis_conn, model_dir, web_passages):
     rnd = make_round(web_passages[:4], model_dir)
-    stages.stage_launch(round=rnd, stage="augment")
+    stage_launch(round=rnd, stage="augment")
     assert django_rq.get_queue("gpu").count == 2
     redis_conn.flushdb()
-    assert services.jobs_reconcile(grace=0) == {"stale": 0, "lost": 2}
-    assert services.jobs_reconcile(grace=0) == {"stale": 0, "lost": 0}, "a job already back on the queue is left alone"
+    assert jobs_reconcile(grace=0) == {"stale": 0, "lost": 2}
+    assert jobs_reconcile(grace=0) == {"stale": 0, "lost": 0}, "a job already back on the queue is left alone"
     burst_worker("gpu", timeout=600)
     rnd.refresh_from_db()
     assert rnd.state == Round.State.REVIEW and rnd.candidates.count() == 4
@@ -123,7 +126,7 @@ def test_garbage_output_is_recorded_on_the_item_and_the_stage_goes_on(
 ):
     rnd = make_round(web_passages[:2], model_dir, generation={"augment_max_new_tokens": 1})
     with django_capture_on_commit_callbacks(execute=True):
-        [job] = stages.stage_launch(round=rnd, stage="augment", enqueue=False)
+        [job] = stage_launch(round=rnd, stage="augment", enqueue=False)
         assert run_job(job.pk) == Job.Status.DONE
     job.refresh_from_db()
     assert job.result["errors"] == 2
@@ -138,7 +141,7 @@ def test_huge_and_odd_segments_are_truncated_and_recorded(model_dir):
     huge = ("A sentence about the history of tea in many countries. " * 2000)[:100_000]
     odd = "€€€ ### ¿¿¿ ☃☃☃ 🚀🚀🚀 " * 30 + "\ufffd" * 50
     rnd = make_round([huge, odd], model_dir, generation={"augment_max_new_tokens": 24})
-    [job] = stages.stage_launch(round=rnd, stage="augment", enqueue=False)
+    [job] = stage_launch(round=rnd, stage="augment", enqueue=False)
     assert run_job(job.pk) == Job.Status.DONE
     by_len = {c.segment.char_count: c for c in rnd.candidates.select_related("segment")}
     assert by_len[100_000].lineage["truncated_to"] <= rnd.config["max_segment_chars"]
@@ -149,7 +152,7 @@ def test_huge_and_odd_segments_are_truncated_and_recorded(model_dir):
 @pytest.mark.django_db
 def test_a_retried_chunk_overwrites_instead_of_duplicating(model_dir, web_passages):
     rnd = make_round(web_passages[:2], model_dir, generation={"augment_max_new_tokens": 24})
-    [job] = stages.stage_launch(round=rnd, stage="augment", enqueue=False)
+    [job] = stage_launch(round=rnd, stage="augment", enqueue=False)
     run_job(job.pk)
     first = {c.segment_id: c.pk for c in rnd.candidates.all()}
     Job.objects.filter(pk=job.pk).update(status=Job.Status.QUEUED)
@@ -161,7 +164,7 @@ def test_a_retried_chunk_overwrites_instead_of_duplicating(model_dir, web_passag
 @pytest.mark.django_db
 def test_a_missing_model_fails_the_stage_with_a_clear_message(model_dir, web_passages):
     rnd = make_round(web_passages[:2], model_dir, models={"augment": "/models/does-not-exist"})
-    [job] = stages.stage_launch(round=rnd, stage="augment", enqueue=False)
+    [job] = stage_launch(round=rnd, stage="augment", enqueue=False)
     assert run_job(job.pk) == Job.Status.FAILED
     job.refresh_from_db()
     rnd.refresh_from_db()
@@ -174,13 +177,13 @@ def test_a_missing_model_fails_the_stage_with_a_clear_message(model_dir, web_pas
 def test_cancel_then_retry_a_stage(model_dir, web_passages, redis_conn, django_capture_on_commit_callbacks):
     rnd = make_round(web_passages[:4], model_dir)
     with django_capture_on_commit_callbacks(execute=True):
-        jobs = stages.stage_launch(round=rnd, stage="augment")
-    assert stages.stage_cancel(round=rnd, stage="augment") == 2
+        jobs = stage_launch(round=rnd, stage="augment")
+    assert stage_cancel(round=rnd, stage="augment") == 2
     assert run_job(jobs[0].pk) == "skipped"
     with django_capture_on_commit_callbacks(execute=True):
-        assert stages.stage_retry(round=rnd, stage="augment") == 2
+        assert stage_retry(round=rnd, stage="augment") == 2
     assert set(rnd.jobs.values_list("status", flat=True)) == {Job.Status.QUEUED}
-    assert stages.stage_progress(round=rnd, stage="augment")["total"] == 4
+    assert stage_progress(round=rnd, stage="augment")["total"] == 4
 
 
 @pytest.mark.django_db

@@ -6,11 +6,14 @@ from __future__ import annotations
 import pytest
 
 from annotation.models import Candidate
-from generation import services, stages
 from generation.backends import registry
 from generation.backends.fake import FakeBackend
-from generation.jobs import run_job
+from generation.handlers import run_job
 from generation.models import Job, ModelVersion, Round
+from generation.selectors import stage_progress
+from generation.services.corpus import corpus_add_passages
+from generation.services.jobs import job_cancel
+from generation.services.rounds import round_create, stage_cancel, stage_launch, stage_retry
 from tests.factories import CorpusFactory
 
 # Each passage's fate on the fake backend, with top_k=3 by agreement (the fake's agreement is highest for short
@@ -58,9 +61,9 @@ def model_path(tmp_path) -> str:
 
 def make_round(model_path: str, passages: list[str] = PASSAGES, **config) -> Round:
     corpus = CorpusFactory()
-    services.corpus_add_passages(corpus=corpus, passages=[{"text": p} for p in passages])
+    corpus_add_passages(corpus=corpus, passages=[{"text": p} for p in passages])
     base, _ = ModelVersion.objects.get_or_create(role="base", path=model_path, defaults={"name": "fake"})
-    return services.round_create(corpus=corpus, base_model=base, config={**FAST, **config})
+    return round_create(corpus=corpus, base_model=base, config={**FAST, **config})
 
 
 def run_stage(rnd: Round, stage: str, capture) -> list[str]:
@@ -85,7 +88,7 @@ def state(rnd: Round) -> str:
 def test_augment_curate_rewrite_take_a_round_to_review(model_path, redis_conn, django_capture_on_commit_callbacks):
     rnd = make_round(model_path)
     with django_capture_on_commit_callbacks(execute=True):
-        jobs = stages.stage_launch(round=rnd, stage="augment")
+        jobs = stage_launch(round=rnd, stage="augment")
     assert [len(j.payload["ids"]) for j in jobs] == [2, 2, 2] and state(rnd) == "augment"
 
     # Augment: one instruction per segment; garbage is recorded on its item, the echo is not gated yet.
@@ -142,7 +145,7 @@ def test_augment_curate_rewrite_take_a_round_to_review(model_path, redis_conn, d
 def test_rewrite_then_filter_scores_the_rewrites(model_path, redis_conn, django_capture_on_commit_callbacks):
     rnd = make_round(model_path, order="rewrite_filter")
     with django_capture_on_commit_callbacks(execute=True):
-        stages.stage_launch(round=rnd, stage="augment")
+        stage_launch(round=rnd, stage="augment")
     run_stage(rnd, "augment", django_capture_on_commit_callbacks)
     assert state(rnd) == "rewrite" and rnd.jobs.filter(stage="rewrite").count() == 3  # the 5 parsed pairs
     run_stage(rnd, "rewrite", django_capture_on_commit_callbacks)
@@ -162,7 +165,7 @@ def test_rewrite_then_filter_scores_the_rewrites(model_path, redis_conn, django_
 def test_a_retried_chunk_overwrites_instead_of_duplicating(model_path, redis_conn, django_capture_on_commit_callbacks):
     rnd = make_round(model_path, passages=[HONEYBEES, VOLCANOES], chunk_size=2)
     with django_capture_on_commit_callbacks(execute=True):
-        [job] = stages.stage_launch(round=rnd, stage="augment")
+        [job] = stage_launch(round=rnd, stage="augment")
     assert run_stage(rnd, "augment", django_capture_on_commit_callbacks) == ["done"]
     first = {c.segment_id: c.pk for c in rnd.candidates.all()}
     rnd.candidates.update(instruction="stale", status=S.ERROR, error="stale")
@@ -187,7 +190,7 @@ def test_garbage_output_is_recorded_on_the_item_and_the_stage_goes_on(
     unreadable = "Tides rise twice a day because of the moon. [fake:rewrite:garbage]"
     rnd = make_round(model_path, passages=[HONEYBEES, unreadable], curation={"threshold": -10.0})
     with django_capture_on_commit_callbacks(execute=True):
-        stages.stage_launch(round=rnd, stage="augment")
+        stage_launch(round=rnd, stage="augment")
     for stage in ("augment", "curate", "rewrite"):
         assert run_stage(rnd, stage, django_capture_on_commit_callbacks) == ["done"]
     assert state(rnd) == Round.State.REVIEW
@@ -201,7 +204,7 @@ def test_garbage_output_is_recorded_on_the_item_and_the_stage_goes_on(
 def test_a_stage_of_only_garbage_moves_the_round_on(model_path, redis_conn, django_capture_on_commit_callbacks):
     rnd = make_round(model_path, passages=[GLACIERS, "Deserts are cold at night. [fake:augment:garbage]"])
     with django_capture_on_commit_callbacks(execute=True):
-        stages.stage_launch(round=rnd, stage="augment")
+        stage_launch(round=rnd, stage="augment")
     assert run_stage(rnd, "augment", django_capture_on_commit_callbacks) == ["done"]
     assert set(rnd.candidates.values_list("status", flat=True)) == {S.ERROR}
     assert rnd.jobs.get(stage="augment").result["errors"] == 2
@@ -213,13 +216,13 @@ def test_a_stage_of_only_garbage_moves_the_round_on(model_path, redis_conn, djan
 def test_cancel_then_retry_a_stage(model_path, redis_conn, django_capture_on_commit_callbacks, monkeypatch):
     rnd = make_round(model_path, batch_size=1)  # 3 chunks of 2, a progress report (and cancel check) per item
     with django_capture_on_commit_callbacks(execute=True):
-        jobs = stages.stage_launch(round=rnd, stage="augment")
+        jobs = stage_launch(round=rnd, stage="augment")
 
     # A running chunk is cancelled after its first batch: it stops at its next progress report, writing nothing.
     generate = FakeBackend.generate
 
     def cancel_then_generate(self, *args, **kwargs):
-        services.job_cancel(job=jobs[0])
+        job_cancel(job=jobs[0])
         return generate(self, *args, **kwargs)
 
     monkeypatch.setattr(FakeBackend, "generate", cancel_then_generate)
@@ -227,14 +230,14 @@ def test_cancel_then_retry_a_stage(model_path, redis_conn, django_capture_on_com
     monkeypatch.setattr(FakeBackend, "generate", generate)
     assert not rnd.candidates.exists()
     # The queued ones are cancelled before they start: a worker that gets one skips it.
-    assert stages.stage_cancel(round=rnd, stage="augment") == 2
+    assert stage_cancel(round=rnd, stage="augment") == 2
     assert run_job(jobs[1].pk) == "skipped"
     assert set(rnd.jobs.values_list("status", flat=True)) == {Job.Status.CANCELLED} and state(rnd) == "augment"
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert stages.stage_retry(round=rnd, stage="augment") == 3
+        assert stage_retry(round=rnd, stage="augment") == 3
     assert set(rnd.jobs.values_list("status", flat=True)) == {Job.Status.QUEUED}
-    assert stages.stage_progress(round=rnd, stage="augment")["total"] == 6
+    assert stage_progress(round=rnd, stage="augment")["total"] == 6
     assert run_stage(rnd, "augment", django_capture_on_commit_callbacks) == ["done"] * 3
     assert state(rnd) == "curate" and rnd.candidates.count() == 6
     assert rnd.candidates.filter(status=S.AUGMENTED).count() == 5
@@ -243,7 +246,7 @@ def test_cancel_then_retry_a_stage(model_path, redis_conn, django_capture_on_com
 @pytest.mark.django_db
 def test_a_fake_round_fails_outside_tests_with_a_clear_message(model_path, monkeypatch, settings):
     rnd = make_round(model_path, passages=[HONEYBEES])
-    [job] = stages.stage_launch(round=rnd, stage="augment", enqueue=False)
+    [job] = stage_launch(round=rnd, stage="augment", enqueue=False)
     settings.TESTING = False  # a worker that is not a test process (and has no BACKFORTH_ALLOW_FAKE_BACKEND)
     monkeypatch.delenv(registry.ALLOW_FAKE_ENV, raising=False)
     assert run_job(job.pk) == Job.Status.FAILED

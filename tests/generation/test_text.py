@@ -1,6 +1,6 @@
 import pytest
 
-from generation.pipeline.text import content_hash, normalize, split_passages
+from generation.corpus.text import content_hash, normalize, split_passages
 
 
 def test_hash_ignores_case_and_whitespace_but_not_words():

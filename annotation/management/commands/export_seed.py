@@ -10,8 +10,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation import formats
 from annotation.models import SeedExample
+from generation.pipeline import formats
 
 CHUNK_SIZE = 2000
 

@@ -8,7 +8,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from annotation import formats, services
+from annotation import services
+from generation.pipeline import formats
 
 DETECT_HEAD_CHARS = 64 * 1024
 

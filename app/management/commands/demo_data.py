@@ -15,8 +15,8 @@ from django.db import transaction
 from annotation import services as annotation_services
 from annotation.models import SeedExample
 from app.roles import ROLES
-from generation.ingest import ingest_files
 from generation.models import Corpus
+from generation.services.corpus import ingest_files
 
 SEED_FILE = Path(__file__).resolve().parents[2] / "demo" / "seed.jsonl"
 DEMO_CORPUS = "Python reference (demo)"

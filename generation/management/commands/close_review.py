@@ -7,8 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from generation import rounds
 from generation.models import Round
+from generation.services.rounds import ReviewNotOpen, round_close_review
 
 
 class Command(BaseCommand):
@@ -22,8 +22,8 @@ class Command(BaseCommand):
         if rnd is None:
             raise CommandError(f"no round {options['round']}")
         try:
-            counts = rounds.round_close_review(round=rnd)
-        except rounds.ReviewNotOpen as exc:
+            counts = round_close_review(round=rnd)
+        except ReviewNotOpen as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(
             f"Round {rnd.number}: {counts['added_to_seed']} pairs added to the seed set, {counts['rejected']} "

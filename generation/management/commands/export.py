@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from generation import export
 from generation.models import Round
+from generation.services import export
 
 
 class Command(BaseCommand):

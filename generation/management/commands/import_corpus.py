@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from generation.ingest import REFUSED, corpus_import
+from generation.services.corpus import REFUSED, corpus_import
 
 
 class Command(BaseCommand):

@@ -14,10 +14,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from generation import rounds, selectors, services, stages
+from generation import selectors
 from generation.models import Corpus, ModelVersion, Round
 from generation.pipeline import signals
 from generation.pipeline.config import ConfigError, round_stages
+from generation.selectors import stage_progress
+from generation.services.rounds import round_create, round_start
 
 
 def _nll_line(label: str, h: dict[str, Any]) -> str:
@@ -142,10 +144,10 @@ class Command(BaseCommand):
             "evaluation": {"limit": options["eval_limit"], "max_new_tokens": options["eval_max_new_tokens"]},
         }
         try:
-            rnd = services.round_create(corpus=corpus, base_model=base, config=config)
+            rnd = round_create(corpus=corpus, base_model=base, config=config)
         except ConfigError as exc:
             raise CommandError(str(exc)) from exc
-        rounds.round_start(round=rnd)
+        round_start(round=rnd)
         self.stdout.write(f"Round {rnd.number} launched on '{corpus.name}' (config {rnd.config_hash[:12]})")
         if options["wait"]:
             self.follow(rnd)
@@ -177,7 +179,7 @@ class Command(BaseCommand):
                 if bar:
                     bar.close()
                 raise CommandError(f"round {rnd.number} {rnd.state}: {rnd.error or 'see the round page'}")
-            progress = stages.stage_progress(round=rnd, stage=stage)
+            progress = stage_progress(round=rnd, stage=stage)
             if progress["launched"] and bar is None:
                 unit = "step" if stage.startswith("train") else "item"
                 bar = tqdm(total=progress["total"], desc=f"round {rnd.number} {stage}", unit=unit)

@@ -9,8 +9,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from generation import services
 from generation.backends.embedded import EmbeddedModelError, convert_embedded_model, is_model_dir
+from generation.services.model_versions import model_register_base
 
 
 class Command(BaseCommand):
@@ -44,6 +44,6 @@ class Command(BaseCommand):
                 except EmbeddedModelError as exc:
                     raise CommandError(str(exc)) from exc
                 self.stdout.write(self.style.SUCCESS(f"Model ready at {path} in {time.monotonic() - started:.0f} s"))
-        version, created = services.model_register_base(path=path, name=options["name"] or path.name)
+        version, created = model_register_base(path=path, name=options["name"] or path.name)
         verb = "Registered" if created else "Already registered:"
         self.stdout.write(f"{verb} base model #{version.pk} {version.name} ({version.path})")

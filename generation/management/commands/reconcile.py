@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from generation.services import jobs_reconcile
+from generation.services.jobs import jobs_reconcile
 
 
 class Command(BaseCommand):

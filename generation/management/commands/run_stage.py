@@ -12,10 +12,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from generation import stages
-from generation.jobs import run_job
+from generation.handlers import run_job
 from generation.models import Job, Round
 from generation.pipeline import lifecycle
+from generation.selectors import stage_progress
+from generation.services.jobs import StageError
+from generation.services.rounds import STAGES, stage_launch, stage_retry
 
 
 class Command(BaseCommand):
@@ -23,7 +25,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--round", type=int, required=True, help="round number")
-        parser.add_argument("--stage", required=True, choices=stages.STAGES)
+        parser.add_argument("--stage", required=True, choices=STAGES)
         parser.add_argument("--retry", action="store_true", help="re-run failed or cancelled chunks too")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -33,12 +35,12 @@ class Command(BaseCommand):
             raise CommandError(f"there is no round {options['round']}") from None
         stage = options["stage"]
         try:
-            stages.stage_launch(round=rnd, stage=stage, enqueue=False)
-        except (stages.StageError, lifecycle.IllegalTransition) as exc:
+            stage_launch(round=rnd, stage=stage, enqueue=False)
+        except (StageError, lifecycle.IllegalTransition) as exc:
             raise CommandError(str(exc)) from exc
         if options["retry"]:
-            stages.stage_retry(round=rnd, stage=stage)
-        progress = stages.stage_progress(round=rnd, stage=stage)
+            stage_retry(round=rnd, stage=stage)
+        progress = stage_progress(round=rnd, stage=stage)
         bar = tqdm(total=progress["total"], initial=progress["done"], desc=f"round {rnd.number} {stage}", unit="item")
         stop = threading.Event()
 
@@ -47,7 +49,7 @@ class Command(BaseCommand):
 
             try:
                 while not stop.wait(1.0):
-                    bar.n = stages.stage_progress(round=rnd, stage=stage)["done"]
+                    bar.n = stage_progress(round=rnd, stage=stage)["done"]
                     bar.refresh()
             finally:
                 connection.close()
@@ -62,9 +64,9 @@ class Command(BaseCommand):
         finally:
             stop.set()
             poller.join()
-            bar.n = stages.stage_progress(round=rnd, stage=stage)["done"]
+            bar.n = stage_progress(round=rnd, stage=stage)["done"]
             bar.close()
-        final = stages.stage_progress(round=rnd, stage=stage)
+        final = stage_progress(round=rnd, stage=stage)
         self.stdout.write(f"{stage}: {final['done']}/{final['total']} items; chunks {final['chunks']}")
         if failed:
             errors = "\n".join(

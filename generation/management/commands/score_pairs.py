@@ -17,17 +17,16 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from annotation import formats
-from generation import stages
 from generation.backends.base import BackendError
 from generation.backends.registry import KINDS, get_backend
+from generation.handlers.stages import pair_signals
 from generation.pipeline import config as round_config
-from generation.pipeline import gates, prompts, signals
+from generation.pipeline import formats, gates, prompts, signals
 
 
 def read_pairs(path: Path, fmt: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(the file's records as they were, one per pair, and the parsed pairs) — the whole file is checked
-    first, and any bad line is reported with its number (annotation/formats.py)."""
+    first, and any bad line is reported with its number (generation/pipeline/formats.py)."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -89,7 +88,7 @@ class Command(BaseCommand):
         bar = tqdm(total=len(pairs), desc="scoring pairs", unit="pair", disable=options["verbosity"] == 0)
         size = options["batch_size"]
         for i in range(0, len(pairs), size):
-            for _dist, sig in stages.pair_signals(backend, pairs[i : i + size]):
+            for _dist, sig in pair_signals(backend, pairs[i : i + size]):
                 sig.pop("option_mass", None)
                 scored.append(sig)
             bar.update(len(pairs[i : i + size]))

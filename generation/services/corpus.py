@@ -1,4 +1,4 @@
-"""Corpus ingestion: files → documents → cleaned, deduplicated, decontaminated passages → Segments.
+"""Corpora: uploads, and ingestion: files → documents → cleaned, deduplicated, decontaminated passages → Segments.
 
 The I/O half of generation/corpus/ (readers, filters and dedup are pure). One import is one transaction: a bad
 file anywhere (ReadError names the file and line) rolls the whole import back, so nothing half-imported stays.
@@ -8,6 +8,7 @@ file anywhere (ReadError names the file and line) rolls the whole import back, s
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db import connection, transaction
 
 from generation.corpus.dedup import (
@@ -28,7 +30,10 @@ from generation.corpus.dedup import (
 )
 from generation.corpus.filters import clean_document
 from generation.corpus.readers import ReadError, ReadStats, read_documents
-from generation.models import Corpus, Segment
+from generation.corpus.text import content_hash
+from generation.data import builtin_eval_prompts
+from generation.models import Corpus, Job, Segment
+from generation.services.jobs import job_create
 
 EXAMPLES_PER_REASON = 3
 BATCH = 1000
@@ -154,12 +159,10 @@ def ingest_files(
     Imports into one corpus run one at a time (the corpus row is locked for the import's transaction). Band
     keys depend on the banding `near_threshold` chooses: an import at another threshold finds near-duplicates
     among its own passages, and only exact ones among earlier imports."""
-    from generation.rounds import default_eval_prompts
-
     report = IngestReport(files=[str(p) for p in paths])
     stats = ReadStats()
     params = lsh_params(near_threshold)
-    decontaminate = Decontaminator(eval_prompts if eval_prompts is not None else default_eval_prompts())
+    decontaminate = Decontaminator(eval_prompts if eval_prompts is not None else builtin_eval_prompts())
     started = time.monotonic()
     batch: list[tuple[dict[str, Any], Pending]] = []
 
@@ -231,3 +234,52 @@ def corpus_import(
                 f"no passage of {report.documents} documents was kept ({drops}), so {name} would be empty"
             )
     return corpus, report
+
+
+@transaction.atomic
+def corpus_add_passages(
+    *, corpus: Corpus, passages: Iterable[dict[str, Any]], batch_size: int = 1000
+) -> tuple[int, int]:
+    """Add passages ({"text", "source_id"?, "url"?, "meta"?}) to a corpus. Exact duplicates (same normalised
+    hash within the corpus) are skipped by the database's unique constraint. Returns (added, duplicates)."""
+    before = Segment.objects.filter(corpus=corpus).count()
+    seen = 0
+    batch: list[Segment] = []
+    for passage in passages:
+        text = passage["text"].strip()
+        if not text:
+            continue
+        seen += 1
+        batch.append(
+            Segment(
+                corpus=corpus,
+                text=text,
+                content_hash=content_hash(text),
+                source_id=str(passage.get("source_id", ""))[:500],
+                url=str(passage.get("url", ""))[:2000],
+                meta=passage.get("meta", {}),
+                char_count=len(text),
+            )
+        )
+        if len(batch) >= batch_size:
+            Segment.objects.bulk_create(batch, ignore_conflicts=True)
+            batch.clear()
+    Segment.objects.bulk_create(batch, ignore_conflicts=True)
+    added = Segment.objects.filter(corpus=corpus).count() - before
+    return added, seen - added
+
+
+def corpus_upload(*, name: str, uploads: list[Any], user: Any = None) -> Job:
+    """Save uploaded files under the data dir and queue their import into corpus `name`. The corpus is created by
+    the import job, in the import's transaction (`corpus_import`): a refused import leaves none."""
+    folder = Path(settings.DATA_DIR) / "uploads" / uuid.uuid4().hex[:12]
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for upload in uploads:
+        target = folder / Path(upload.name).name
+        with target.open("wb") as f:
+            for chunk in upload.chunks():
+                f.write(chunk)
+        paths.append(str(target))
+    payload = {"corpus_name": name, "paths": paths, "user_id": getattr(user, "pk", None)}
+    return job_create(stage="ingest", queue_name="default", payload=payload)

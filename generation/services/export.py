@@ -16,9 +16,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from annotation import formats
 from annotation.models import Candidate, SeedExample
 from generation.models import Round
+from generation.pipeline import formats
 from generation.pipeline.training import SYSTEM_PROMPTS
 
 FORMATS = ("messages_jsonl", "alpaca_json", "parquet", "hf_dataset")

@@ -1,15 +1,12 @@
-"""The model stages of a round (DESIGN.md steps 2–4): augment, curate, rewrite.
+"""The model stages of a round (DESIGN.md steps 2–4): augment, curate, rewrite, one chunk per job.
 
-A stage is launched once: its items are fixed and split into chunks, one Job row each (unique per round, stage,
-chunk). A chunk runs on a backend loaded once per worker process, computes everything in memory, then writes all
-its results and marks its job done in ONE transaction, keyed by (round, segment): a retried or re-delivered
-chunk never duplicates. When the last chunk of a stage is done, the round moves to the next stage.
+A chunk runs on a backend loaded once per worker process, computes everything in memory, then writes all its
+results and marks its job done in ONE transaction, keyed by (round, segment): a retried or re-delivered chunk
+never duplicates. Launching, advancing and retrying stages is services/rounds.py.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,212 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from django.db import transaction
-from django.db.models import CharField, Exists, OuterRef, Value
-from django.db.models.functions import MD5, Cast, Concat
-from django.utils import timezone
 
 from annotation.models import Candidate
-from generation import queue, services
 from generation.backends.base import Backend, BackendError, GenerationParams
 from generation.backends.registry import get_backend
 from generation.models import Job, Round, Segment
-from generation.pipeline import config as round_config
-from generation.pipeline import gates, lifecycle, parsing, prompts, scoring, signals
-
-logger = logging.getLogger(__name__)
-STAGES = round_config.JOB_STAGES
-
-
-class StageError(RuntimeError):
-    """A stage cannot run (bad state, bad model path); `permanent` says retrying will not help."""
-
-    def __init__(self, message: str, *, permanent: bool = True) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-
-
-class JobCancelled(Exception):
-    """The job's row was cancelled while it ran: stop, write nothing."""
-
-
-# --- launching --------------------------------------------------------------------------------------------
-
-
-def _augment_items(rnd: Round) -> list[int]:
-    """Sample segments of the round's corpus not used by an earlier round; deterministic for a seed."""
-    cfg = rnd.config
-    used_elsewhere = Candidate.objects.filter(segment=OuterRef("pk")).exclude(round=rnd)
-    order_key = MD5(Concat(Cast("id", CharField()), Value(f":{cfg['seed']}")))
-    qs = (
-        Segment.objects.filter(corpus=rnd.corpus)
-        .annotate(used=Exists(used_elsewhere), order_key=order_key)
-        .filter(used=False)
-        .order_by("order_key")
-        .values_list("id", flat=True)
-    )
-    return list(qs[: cfg["sample_size"]])
-
-
-def _stage_items(rnd: Round, stage: str) -> list[int]:
-    """The ids a stage works on: segment ids for augment, candidate ids for curate and rewrite."""
-    cfg = rnd.config
-    if stage == "augment":
-        return _augment_items(rnd)
-    # Training and evaluation are one job each (item 0); an empty list skips the stage.
-    if stage == "train_backward":
-        return [0] if cfg["train_backward"]["enabled"] and not cfg["models"]["augment"] else []
-    if stage == "train_forward":
-        return [0] if cfg["train_forward"]["enabled"] else []
-    if stage == "evaluate":
-        return [0] if cfg["evaluation"]["enabled"] and rnd.forward_model_id else []
-    order = round_config.stage_order(rnd.config)
-    candidates = rnd.candidates.exclude(status=Candidate.Status.ERROR)
-    if stage == "curate":
-        # After a rewrite (rewrite→filter) only pairs that got a rewrite are scored.
-        if order.index("rewrite") < order.index("curate"):
-            candidates = candidates.exclude(rewritten_response="")
-        return list(candidates.filter(status=Candidate.Status.AUGMENTED).values_list("id", flat=True))
-    if stage == "rewrite":
-        wanted = Candidate.Status.KEPT if order.index("curate") < order.index("rewrite") else Candidate.Status.AUGMENTED
-        return list(candidates.filter(status=wanted).values_list("id", flat=True))
-    raise StageError(f"unknown stage {stage!r}")
-
-
-@transaction.atomic
-def stage_launch(*, round: Round, stage: str, enqueue: bool = True, expected_from: str | None = None) -> list[Job]:
-    """Create the stage's chunk jobs (once) and put them on the `gpu` queue. Idempotent.
-
-    The round moves to the stage (lifecycle.IllegalTransition if it may not, e.g. a closed round);
-    `expected_from`: only from that state (lifecycle.StaleTransition otherwise), for callers that decided to
-    launch on a state another worker may have changed since."""
-    if stage not in STAGES:
-        raise StageError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
-    rnd = Round.objects.select_for_update().get(pk=round.pk)
-    existing = list(rnd.jobs.filter(stage=stage).order_by("chunk"))
-    if existing:
-        return existing
-    services.round_transition(
-        round=rnd, to=stage, expected_from=expected_from, started_at=rnd.started_at or timezone.now(), error=""
-    )
-    items = _stage_items(rnd, stage)
-    chunks = round_config.chunked(items, rnd.config["chunk_size"])
-    jobs = Job.objects.bulk_create(
-        [
-            Job(round=rnd, stage=stage, chunk=i, queue="gpu", payload={"ids": ids}, progress_total=len(ids))
-            for i, ids in enumerate(chunks)
-        ]
-    )
-    if enqueue:
-        for job in jobs:
-            queue.enqueue_job(job)
-    if not jobs:  # nothing to do (e.g. curation kept nothing): move on at once
-        transaction.on_commit(lambda: stage_advance(round_id=rnd.pk, stage=stage))
-    logger.info("round %s: launched %s with %d items in %d chunks", rnd.number, stage, len(items), len(jobs))
-    return jobs
-
-
-def stage_cancel(*, round: Round, stage: str) -> int:
-    """Cancel the stage's unfinished chunks; running ones stop at their next progress report."""
-    n = 0
-    for job in round.jobs.filter(stage=stage, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]):
-        n += services.job_cancel(job=job)
-    return n
-
-
-class StageActionRefused(ValueError):
-    """A stage action the round's state does not allow (retrying a stage of a closed round, or one it has left)."""
-
-
-@transaction.atomic
-def stage_retry(*, round: Round, stage: str) -> int:
-    """Re-queue the stage's failed and cancelled chunks; the round goes back to that stage.
-
-    Only for the stage the round is at, or any stage of a failed or cancelled round (that resumes it there):
-    a closed round stays closed, and a round in review is not sent back to augment behind its reviewers."""
-    round = Round.objects.select_for_update().get(pk=round.pk)
-    if round.state == Round.State.CLOSED:
-        raise StageActionRefused(f"round {round.number} is closed: its stages cannot be retried")
-    if round.state not in (Round.State.FAILED, Round.State.CANCELLED, stage):
-        raise StageActionRefused(
-            f"round {round.number} is at {round.state}: only that stage can be retried (or any, once it failed)"
-        )
-    n = 0
-    for job in round.jobs.filter(stage=stage, status__in=[Job.Status.FAILED, Job.Status.CANCELLED]):
-        n += services.job_retry(job=job)
-    if n:
-        services.round_transition(round=round, to=stage, expected_from=round.state, error="")
-    return n
-
-
-def stage_progress(*, round: Round, stage: str) -> dict[str, Any]:
-    """Done/total items over the stage's chunks, items/s and ETA (for the UI and the CLI)."""
-    jobs = list(round.jobs.filter(stage=stage))
-    done = sum(j.progress_done for j in jobs)
-    total = sum(j.progress_total for j in jobs)
-    started = [j.started_at for j in jobs if j.started_at]
-    finished = [j.finished_at for j in jobs if j.finished_at]
-    # A finished stage's rate is over its own run time, not over the time since it started.
-    end = max(finished) if jobs and all(j.is_finished for j in jobs) and finished else timezone.now()
-    elapsed = (end - min(started)).total_seconds() if started else 0.0
-    rate = done / elapsed if elapsed > 0 and done else 0.0
-    by_status: dict[str, int] = {}
-    for j in jobs:
-        by_status[j.status] = by_status.get(j.status, 0) + 1
-    return {
-        "done": done,
-        "total": total,
-        "items_per_s": rate,
-        "eta_s": (total - done) / rate if rate else None,
-        "chunks": by_status,
-        "launched": bool(jobs),
-    }
-
-
-def stage_advance(*, round_id: int, stage: str) -> str | None:
-    """If every chunk of `stage` is done: finish the stage and launch the next. Returns the next state."""
-    with transaction.atomic():
-        rnd = Round.objects.select_for_update().get(pk=round_id)
-        if rnd.state != stage:
-            return None  # already advanced by another chunk, or cancelled/failed
-        if rnd.jobs.filter(stage=stage).exclude(status=Job.Status.DONE).exists():
-            return None
-        if stage == "curate":
-            _curation_apply_keep(rnd)
-        following = round_config.next_stage(rnd.config, stage)
-        if following is None:
-            services.round_transition(round=rnd, to=Round.State.CLOSED, expected_from=stage, finished_at=timezone.now())
-            logger.info("round %s: closed", rnd.number)
-            return Round.State.CLOSED
-        if following == Round.State.REVIEW:
-            from annotation.queue import queue_build
-
-            services.round_transition(round=rnd, to=Round.State.REVIEW, expected_from=stage)
-            queue_build(round=rnd)
-            return Round.State.REVIEW
-    try:
-        # The lock is released: a cancel or a failure may have come in since, and must not be overwritten.
-        stage_launch(round=rnd, stage=following, expected_from=stage)
-    except lifecycle.StaleTransition as exc:
-        logger.info("round %s: %s not launched: %s", rnd.number, following, exc)
-        return None
-    return following
-
-
-def _curation_apply_keep(rnd: Round) -> None:
-    """Apply the round's keep rule over all scored pairs (top-k needs the whole stage); gated pairs are never
-    kept. The decision is recorded apart from the status, so review can measure it."""
-    cur = rnd.config["curation"]
-    scored = list(
-        rnd.candidates.filter(status=Candidate.Status.AUGMENTED, score__isnull=False).only("id", "signals", "gate")
-    )
-    keep = signals.keep_decisions([c.signals for c in scored], [bool(c.gate) for c in scored], cur)
-    kept = [c.id for c, k in zip(scored, keep, strict=True) if k]
-    dropped = [c.id for c, k in zip(scored, keep, strict=True) if not k]
-    Candidate.objects.filter(id__in=kept).update(status=Candidate.Status.KEPT, kept_by_curation=True)
-    Candidate.objects.filter(id__in=dropped).update(status=Candidate.Status.DROPPED, kept_by_curation=False)
-
-
-# --- running a chunk ----------------------------------------------------------------------------------------
+from generation.pipeline import gates, parsing, prompts, scoring, signals
+from generation.services.jobs import StageError, check_not_cancelled, job_progress, job_succeed
 
 
 @dataclass
@@ -281,11 +79,6 @@ def _backend_for(rnd: Round, stage: str) -> tuple[Backend, str]:
     return backend_for_path(rnd, stage, path), path
 
 
-def check_not_cancelled(job: Job) -> None:
-    if Job.objects.filter(pk=job.pk, status=Job.Status.CANCELLED).exists():
-        raise JobCancelled(f"job {job.pk} was cancelled")
-
-
 def _in_batches(
     job: Job, items: list[Any], batch_size: int, work: Callable[[list[Any]], None], stats: ChunkStats
 ) -> None:
@@ -294,7 +87,7 @@ def _in_batches(
     for i in range(0, len(items), batch_size):
         check_not_cancelled(job)
         work(items[i : i + batch_size])
-        services.job_progress(job=job, done=min(i + batch_size, len(items)))
+        job_progress(job=job, done=min(i + batch_size, len(items)))
     stats.seconds = time.monotonic() - started
 
 
@@ -321,7 +114,7 @@ def _commit_chunk(job: Job, stats: ChunkStats, write: Callable[[], object]) -> d
     with transaction.atomic():
         check_not_cancelled(job)
         write()
-        services.job_succeed(job=job, result=stats.as_dict())
+        job_succeed(job=job, result=stats.as_dict())
     return stats.as_dict()
 
 
@@ -525,39 +318,3 @@ def run_rewrite(job: Job) -> dict[str, Any]:
     _in_batches(job, ids, cfg["batch_size"], work, stats)
     fields = ["rewritten_response", "lineage", "gate", "status"]
     return _commit_chunk(job, stats, lambda: Candidate.objects.bulk_update([candidates[i] for i in ids], fields))
-
-
-RUNNERS: dict[str, Callable[[Job], dict[str, Any]]] = {
-    "augment": run_augment,
-    "curate": run_curate,
-    "rewrite": run_rewrite,
-}
-
-
-# --- heartbeat --------------------------------------------------------------------------------------------
-
-
-class Heartbeat:
-    """Beats the job's heartbeat every `interval` seconds from a thread while a long batch runs."""
-
-    def __init__(self, job_id: int, interval: float = 5.0) -> None:
-        self.job_id, self.interval = job_id, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
-
-    def _run(self) -> None:
-        from django.db import connection
-
-        try:
-            while not self._stop.wait(self.interval):
-                Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
-        finally:
-            connection.close()
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=self.interval + 5)
