@@ -1,9 +1,10 @@
-"""The backend protocol: load once, then `generate` and `score` many times, then `unload`."""
+"""The backend protocol: load once, then `generate` and `score` many times, then `unload`; and the trainer's."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from generation.pipeline.signals import LogLik
@@ -102,3 +103,53 @@ def completion_rows(
         tokens = tokenizer.encode(completion, add_special_tokens=False)[:max_completion_tokens]
         rows.append((context, tokens))
     return rows
+
+
+@dataclass
+class TrainResult:
+    """What a fine-tune reports (stored on its ModelVersion's metrics)."""
+
+    path: str
+    steps: int
+    epochs: float
+    examples: int
+    train_tokens: int
+    seconds: float
+    loss_curve: list[list[float]] = field(default_factory=list)
+    resumed_from_step: int | None = None
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.train_tokens / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "steps": self.steps,
+            "epochs": round(self.epochs, 3),
+            "examples": self.examples,
+            "train_tokens": self.train_tokens,
+            "seconds": round(self.seconds, 2),
+            "tokens_per_s": round(self.tokens_per_s, 1),
+            "loss_curve": self.loss_curve,
+            "final_loss": self.loss_curve[-1][1] if self.loss_curve else None,
+            "resumed_from_step": self.resumed_from_step,
+        }
+
+
+class Trainer(Protocol):
+    """Fine-tunes a base model on prompt-completion examples and saves a model directory (backends/finetune.py)."""
+
+    name: str
+
+    def on_gpu(self) -> bool: ...
+
+    def finetune(
+        self,
+        *,
+        base_path: str | Path,
+        out_dir: str | Path,
+        examples: list[dict[str, list[dict[str, str]]]],
+        hparams: Any,
+        on_step: Callable[[int, int], None] | None = None,
+        resume_key: str = "",
+    ) -> TrainResult: ...

@@ -29,12 +29,16 @@ matched pairs from mismatched ones. Shorter responses that share more of their w
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import re
+import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from generation.backends.base import Generation, GenerationParams, Messages
+from generation.backends.base import Generation, GenerationParams, Messages, TrainResult
 from generation.pipeline import prompts
 from generation.pipeline.signals import LogLik
 
@@ -175,3 +179,53 @@ class FakeBackend:
 
     def unload(self) -> None:
         self.loaded = False
+
+
+class FakeTrainer:
+    """Stands in for TRL in the fast loop: "trains" in microseconds and writes a model directory the fake backend
+    (and the stages' path check) accept. Steps as the real trainer counts them (batch size × epochs, or max_steps,
+    at most FAKE_MAX_STEPS), each reported through `on_step` (so cancel and progress work), with a loss that falls
+    from 2 by a fixed curve. Its numbers mean nothing."""
+
+    name = NAME
+
+    def on_gpu(self) -> bool:
+        return False
+
+    def finetune(
+        self,
+        *,
+        base_path: str | Path,
+        out_dir: str | Path,
+        examples: list[dict[str, list[dict[str, str]]]],
+        hparams: Any,
+        on_step: Callable[[int, int], None] | None = None,
+        resume_key: str = "",
+    ) -> TrainResult:
+        if not examples:
+            raise ValueError("no training examples")
+        started = time.monotonic()
+        per_epoch = max(1, math.ceil(len(examples) / hparams.batch_size))
+        steps = min(FAKE_MAX_STEPS, hparams.max_steps or math.ceil(per_epoch * hparams.epochs))
+        curve = []
+        for step in range(1, steps + 1):
+            curve.append([step, round(2.0 / (1 + 0.25 * step), 4)])
+            if on_step is not None:
+                on_step(step, steps)
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        about = {"fake": True, "base": str(base_path), "examples": len(examples), "resume_key": resume_key}
+        (out / "config.json").write_text(json.dumps(about), encoding="utf-8")
+        tokens = sum(len(_words(m["content"])) for e in examples for part in e.values() for m in part)
+        return TrainResult(
+            path=str(out),
+            steps=steps,
+            epochs=steps / per_epoch,
+            examples=len(examples),
+            train_tokens=tokens,
+            seconds=time.monotonic() - started,
+            loss_curve=curve,
+        )
+
+
+FAKE_MAX_STEPS = 8

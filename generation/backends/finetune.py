@@ -13,42 +13,13 @@ import math
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from generation.backends.base import TrainResult
 from generation.pipeline.training import Example, HParams
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainResult:
-    path: str
-    steps: int
-    epochs: float
-    examples: int
-    train_tokens: int
-    seconds: float
-    loss_curve: list[list[float]] = field(default_factory=list)
-    resumed_from_step: int | None = None
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.train_tokens / self.seconds if self.seconds else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "steps": self.steps,
-            "epochs": round(self.epochs, 3),
-            "examples": self.examples,
-            "train_tokens": self.train_tokens,
-            "seconds": round(self.seconds, 2),
-            "tokens_per_s": round(self.tokens_per_s, 1),
-            "loss_curve": self.loss_curve,
-            "final_loss": self.loss_curve[-1][1] if self.loss_curve else None,
-            "resumed_from_step": self.resumed_from_step,
-        }
 
 
 def on_gpu() -> bool:
@@ -195,3 +166,15 @@ def finetune(
         shutil.rmtree(checkpoints, ignore_errors=True)
     del trainer, model
     return result
+
+
+class TRLTrainer:
+    """The trainer of real rounds: `finetune` above (TRL's SFTTrainer + PEFT LoRA)."""
+
+    name = "trl"
+
+    def on_gpu(self) -> bool:
+        return on_gpu()
+
+    def finetune(self, **kwargs: Any) -> TrainResult:
+        return finetune(**kwargs)

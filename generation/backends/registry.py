@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from generation.backends.base import Backend, BackendError
+from generation.backends.base import Backend, BackendError, Trainer
 
 logger = logging.getLogger(__name__)
 KINDS = ("auto", "vllm", "transformers")
@@ -74,6 +74,18 @@ def load_backend(kind: str, model_path: str | Path, **options: Any) -> Backend:
     from generation.backends.hf import TransformersBackend
 
     return TransformersBackend(path, **{k: v for k, v in options.items() if k in ("batch_size", "device")})
+
+
+def get_trainer(kind: str) -> Trainer:
+    """What fine-tunes a round's models for backend `kind`: TRL + PEFT (backends/finetune.py), or, for the fake
+    backend, the fake trainer (backends/fake.py), so that whole rounds run in the fast test loop."""
+    if resolve_kind(kind) == FAKE:
+        from generation.backends.fake import FakeTrainer
+
+        return FakeTrainer()
+    from generation.backends.finetune import TRLTrainer
+
+    return TRLTrainer()
 
 
 def get_backend(kind: str, model_path: str | Path, **options: Any) -> Backend:

@@ -13,8 +13,7 @@ from django.conf import settings
 from django.db import transaction
 
 from annotation.models import Candidate, SeedExample, Source
-from generation.backends import finetune
-from generation.backends.registry import release
+from generation.backends.registry import get_trainer, release
 from generation.handlers.stages import check_model_path
 from generation.models import Job, ModelVersion, Round
 from generation.pipeline import training
@@ -84,8 +83,9 @@ def _train(job: Job, *, role: str, rows: list[dict[str, Any]], examples: list[tr
         for row, example in zip(rows, examples, strict=True):
             f.write(json.dumps({"kind": row["kind"], "id": row["id"], **example}, ensure_ascii=False) + "\n")
     release()  # the generation engine is not needed while training: give its memory to the trainer
-    hparams = training.resolve_hparams(rnd.config["training"], on_gpu=finetune.on_gpu(), seed=rnd.config["seed"])
-    result = finetune.finetune(
+    trainer = get_trainer(rnd.config["backend"])
+    hparams = training.resolve_hparams(rnd.config["training"], on_gpu=trainer.on_gpu(), seed=rnd.config["seed"])
+    result = trainer.finetune(
         base_path=base,
         out_dir=out_dir,
         examples=examples,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from annotation.models import Candidate
+from annotation.services import candidate_review
 from generation.backends import registry
 from generation.backends.fake import FakeBackend
 from generation.handlers import run_job
@@ -13,8 +14,15 @@ from generation.models import Job, ModelVersion, Round
 from generation.selectors import stage_progress
 from generation.services.corpus import corpus_add_passages
 from generation.services.jobs import job_cancel
-from generation.services.rounds import round_create, stage_cancel, stage_launch, stage_retry
-from tests.factories import CorpusFactory
+from generation.services.rounds import (
+    round_close_review,
+    round_create,
+    round_start,
+    stage_cancel,
+    stage_launch,
+    stage_retry,
+)
+from tests.factories import CorpusFactory, SeedExampleFactory, UserFactory
 
 # Each passage's fate on the fake backend, with top_k=3 by agreement (the fake's agreement is highest for short
 # passages whose first words the instruction repeats: see its docstring).
@@ -253,3 +261,63 @@ def test_a_fake_round_fails_outside_tests_with_a_clear_message(model_path, monke
     job.refresh_from_db()
     assert job.permanent and "the fake backend is for tests only" in job.error
     assert state(rnd) == Round.State.FAILED and not rnd.candidates.exists()
+
+
+@pytest.mark.django_db
+def test_a_whole_round_on_the_fake_backend_trains_reviews_and_evaluates(
+    model_path, redis_conn, django_capture_on_commit_callbacks, settings, tmp_path
+):
+    """train_backward → augment → curate → rewrite → review → train_forward → evaluate → closed, with the fake
+    trainer standing in for TRL: every stage's bookkeeping, the seed feedback and the evaluation's shape."""
+    settings.TRAINED_MODELS_DIR = tmp_path / "rounds"
+    for n in range(12):
+        SeedExampleFactory(instruction=f"How do {n} bees dance?", response=f"Bees dance {n} times to tell the way.")
+    curator = UserFactory(username="curator")
+    rnd = make_round(model_path, training={"max_steps": 3})
+    assert len(rnd.config["heldout"]["ids"]) == 3  # a quarter of 12 human-written pairs at most
+    with django_capture_on_commit_callbacks(execute=True):
+        round_start(round=rnd)
+    assert state(rnd) == "train_backward"
+
+    assert run_stage(rnd, "train_backward", django_capture_on_commit_callbacks) == ["done"]
+    rnd.refresh_from_db()
+    backward = rnd.backward_model
+    assert backward.role == "backward" and backward.name == f"round-{rnd.number}-backward"
+    assert backward.metrics["steps"] == 3 and backward.metrics["data"] == {"seed": 9}  # 12 seeds, 3 held out
+    assert backward.metrics["loss_curve"] == [[1, 1.6], [2, 1.3333], [3, 1.1429]]
+    assert (tmp_path / "rounds" / f"round-{rnd.number}" / "backward" / "training_data.jsonl").read_text().count(
+        "\n"
+    ) == 9
+    for stage in ("augment", "curate", "rewrite"):
+        assert state(rnd) == stage
+        run_stage(rnd, stage, django_capture_on_commit_callbacks)
+    assert state(rnd) == Round.State.REVIEW
+    assert rnd.candidates.get(segment__text=HONEYBEES).lineage["augment_model"] == backward.path
+
+    kept = rnd.candidates.get(segment__text=HONEYBEES)
+    candidate_review(candidate_id=kept.pk, reviewer=curator, action="accept", version=kept.version)
+    with django_capture_on_commit_callbacks(execute=True):
+        counts = round_close_review(round=rnd, user=curator)
+    assert counts == {"added_to_seed": 1, "rejected": 0, "unreviewed": 4}
+    assert state(rnd) == "train_forward"
+
+    assert run_stage(rnd, "train_forward", django_capture_on_commit_callbacks) == ["done"]
+    rnd.refresh_from_db()
+    assert rnd.forward_model.metrics["data"] == {"seed": 9, "web": 1}
+    assert state(rnd) == "evaluate"
+    assert run_stage(rnd, "evaluate", django_capture_on_commit_callbacks) == ["done"]
+    assert state(rnd) == Round.State.CLOSED
+    rnd.refresh_from_db()
+    result = rnd.metrics["evaluation"]
+    n_prompts = len(rnd.config["evaluation"]["prompts"])
+    assert len(result["pairs"]) == n_prompts and result["candidate"]["id"] == rnd.forward_model_id
+    assert result["reference"]["name"] == "fake" and result["judge"] == model_path
+    assert result["heldout"]["forward"]["n"] == 3 and result["heldout"]["backward"]["n"] == 3
+    # The fake judge's verdicts flip with the order of the answers, and the fake scores the same under any model
+    # path: the judge is not consistent, so the headline is the held-out NLL, unchanged.
+    assert result["judge_consistency"] == 0.0
+    assert result["heldout"]["forward"]["delta"] == {"nll": 0.0, "ci": [0.0, 0.0]}
+    assert result["headline"]["measure"] == "heldout_nll" and result["headline"]["text"].endswith("no clear change")
+    assert rnd.metrics["curation"]["n"] == 1 and rnd.metrics["curation"]["tp"] == 1  # kept, and accepted
+    assert rnd.forward_model.metrics["evaluation"]["judge_consistency"] == result["judge_consistency"]
+    assert set(rnd.jobs.values_list("status", flat=True)) == {Job.Status.DONE}
