@@ -16,7 +16,8 @@ import html
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+
+from app.binning import Bins, bin_values, histogram_range
 
 __all__ = [
     "PALETTE",
@@ -489,66 +490,6 @@ def stacked_bar(
                 )
                 break
     return _svg("stacked-bar", width, height, ", ".join(summary), body)
-
-
-@dataclass(frozen=True)
-class Bins:
-    """A histogram's counts: ``counts[i]`` values in bin i of ``bins`` equal bins over ``[lo, hi]`` (the last bin
-    closed), and how many finite values fell ``outside`` that range. Built by :func:`bin_values` from values, or by a
-    database query doing the same arithmetic (app/binning.py), and drawn by :func:`histogram_binned`."""
-
-    counts: tuple[int, ...]
-    lo: float
-    hi: float
-    outside: int = 0
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts)
-
-
-#: Added before truncating to a bin: keeps a value on a bin edge (0.3 with ten bins over [0, 1]) out of the bin below.
-BIN_EPSILON = 1e-9
-
-
-def histogram_range(lo: float, hi: float) -> tuple[float, float]:
-    """The range a histogram over ``[lo, hi]`` really bins (ordered, and widened when it is a single value)."""
-    return _pad_range(*sorted((lo, hi)))
-
-
-def _bin_count(bins: object) -> int:
-    requested = _to_float(bins)
-    return 10 if requested is None else max(1, min(int(requested), 1000))
-
-
-def bin_values(
-    values: Iterable[object],
-    *,
-    bins: int = 10,
-    lo: float | None = None,
-    hi: float | None = None,
-    marker: float | None = None,
-) -> Bins | None:
-    """``values`` counted into ``bins`` equal bins over ``[lo, hi]`` (default: the data's range, widened to include
-    ``marker``); non-finite values are skipped. None when there is no finite value at all."""
-    data = [v for v in map(_to_float, values) if v is not None]
-    if not data:
-        return None
-    bins = _bin_count(bins)
-    mark = _to_float(marker)
-    low, high = _to_float(lo), _to_float(hi)
-    extra = [] if mark is None else [mark]
-    low = min(data + extra) if low is None else low
-    high = max(data + extra) if high is None else high
-    low, high = histogram_range(low, high)
-    counts = [0] * bins
-    outside = 0
-    for value in data:
-        if value < low or value > high:
-            outside += 1
-            continue
-        counts[min(bins - 1, int(_scale(value, low, high, 0, bins) + BIN_EPSILON))] += 1
-    return Bins(tuple(counts), low, high, outside)
 
 
 def histogram(

@@ -16,8 +16,7 @@ from django.utils import timezone
 from rq import Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from app.binning import sql_bins, sql_range
-from app.charts import Bins
+from app.binning import Bins, sql_bins, sql_range
 from app.env import redact_url
 from generation.models import Corpus, Job, ModelVersion, Round, Segment
 from generation.pipeline import gates, signals

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from annotation.models import Candidate
 from app import charts
-from app.binning import sql_bins, sql_range
+from app.binning import bin_values, histogram_range, sql_bins, sql_range
 from generation import selectors
 from tests.factories import RoundFactory, SegmentFactory
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 def _scores(rng: random.Random, bins: int = 16, lo: float = 1, hi: float = 5) -> list[float | None]:
     """200 values over the histogram's range: random ones, the ends, every bin edge, values a hair either side of
     edges, values outside, NULLs and non-finite ones (which both binnings skip)."""
-    low, high = charts.histogram_range(lo, hi)
+    low, high = histogram_range(lo, hi)
     edges = [low + (high - low) * i / bins for i in range(bins + 1)]
     special = [*edges, *(e + 1e-12 for e in edges), *(math.nextafter(e, -math.inf) for e in edges)]
     special += [low - 0.5, high + 0.5, math.nextafter(high, math.inf), None, None, None, math.nan, math.inf, -math.inf]
@@ -42,7 +42,7 @@ def _round_with(values: list[float | None], field: str):
 def test_sql_bins_count_exactly_what_the_python_binning_counts(bins, lo, hi):
     values = _scores(random.Random(12), bins, lo, hi)
     rnd = _round_with(values, "keep_score")  # keep_score takes any float (score is held to [1, 5])
-    python = charts.bin_values(values, bins=bins, lo=lo, hi=hi)
+    python = bin_values(values, bins=bins, lo=lo, hi=hi)
     sql = sql_bins(rnd.candidates.all(), "keep_score", bins=bins, lo=lo, hi=hi)
     assert python is not None and python.total > 150, "the comparison counts real values"
     assert sql == python
@@ -68,7 +68,7 @@ def test_the_keep_score_histogram_matches_the_python_one_over_the_data_range():
     lo, hi = min(finite), max(finite)
     pad = (hi - lo) * 0.05
     assert (keep["lo"], keep["hi"]) == (round(lo - pad, 3), round(hi + pad, 3))
-    python = charts.bin_values(finite, bins=16, lo=keep["lo"], hi=keep["hi"])
+    python = bin_values(finite, bins=16, lo=keep["lo"], hi=keep["hi"])
     assert keep["bins"] == python and python.total == 195 and python.outside == 0
     assert sql_range(rnd.candidates.all(), "keep_score") == (lo, hi)
 
