@@ -17,8 +17,7 @@ from rq import Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from annotation.models import Candidate, SeedExample
-from app.binning import sql_bins, sql_range
-from app.charts import Bins
+from app.binning import Bins, sql_bins, sql_range
 from app.env import redact_url
 from generation.models import QUEUES, Corpus, Job, ModelVersion, Round, Segment
 from generation.pipeline import evaluation, gates, signals
@@ -309,8 +308,7 @@ def model_registry() -> QuerySet[ModelVersion]:
 def model_rows(models: Iterable[ModelVersion]) -> list[ModelVersion]:
     """Models with their loss values and held-out comparison at hand for the registry's table."""
     models = list(models)
-    for m in models:  # the sparkline wants the loss values alone
-        m.metrics["loss_curve_values"] = [point[1] for point in m.metrics.get("loss_curve", [])]
+    for m in models:
         # Held-out NLL against the model it replaces: forward models in their evaluation, backward ones apart.
         m.heldout = ((m.metrics.get("evaluation") or {}).get("heldout") or {}).get("forward") or m.metrics.get(
             "heldout"

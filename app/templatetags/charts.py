@@ -1,170 +1,182 @@
-"""Template tags for the inline SVG charts of :mod:`app.charts`.
+"""Chart tags. Each renders ``templates/charts/_chart.html``: a ``<canvas>`` that ``static/backforth/charts.js``
+draws with Chart.js (``static/vendor/chartjs/``), the chart's data as a ``json_script`` block beside it (the CSP
+allows no inline script), and the same numbers as a table under ``<details>``, for screen readers, text browsers and
+tests. The canvas's ``aria-label`` sums the chart up in one sentence.
 
-Usage::
+Usage (a page with charts includes ``charts/_scripts.html`` in its ``scripts`` block)::
 
     {% load charts %}
+    {% histogram bins x_label="score" marker=threshold %}      {# bins: app.binning.Bins, or None #}
     {% line_chart points label="loss" x_label="step" y_label="loss" %}
-    {% line_chart series_by_name title="Loss" %}            {# a dict {name: points} draws several series #}
-    {% stacked_bar parts colors="#009E73,#BBBBBB,#D55E00" %}
-    {% histogram scores bins=20 lo=0 hi=1 x_label="score" marker=threshold %}
-    {% sparkline win_rates width=100 %}
+    {% stacked_bar parts label="verdict" colors="#009E73,#BBBBBB,#D55E00" %}
+    {% sparkline points label="loss" x_label="step" %}
 
-Arguments may come straight from JSON (lists of ``[x, y]`` pairs, or a JSON string of them); malformed entries are
-skipped instead of breaking the page. Every tag also supports ``as name`` like any ``simple_tag``.
+``points`` are ``[x, y]`` pairs and ``parts`` ``[name, value]`` pairs (or a ``{name: value}`` mapping), as they come
+from JSON metrics: malformed entries and non-finite numbers are skipped instead of breaking the page. Series names and
+labels are text: the table escapes them, ``json_script`` escapes them, and Chart.js draws them on the canvas.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from django import template
-from django.utils.safestring import SafeString, mark_safe
 
-from app import charts
+from app.binning import Bins
 
 register = template.Library()
 
-
-def _loaded(value: object) -> object:
-    """``value``, JSON-decoded when it is a string (an unreadable string counts as no data)."""
-    if isinstance(value, str | bytes):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return []
-    return value
+TEMPLATE = "charts/_chart.html"
 
 
-def _items(value: object) -> list[object]:
-    """``value`` as a list: a mapping's ``(key, value)`` pairs, any other iterable's items, or ``[]``."""
-    value = _loaded(value)
-    if isinstance(value, Mapping):
-        return list(value.items())
-    if isinstance(value, Iterable) and not isinstance(value, str | bytes):
-        return list(value)
-    return []
+def _number(value: object) -> float | None:
+    """``value`` as a finite float, or ``None`` when it is missing, not a number, NaN or infinite."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _fmt(value: float) -> str:
+    """A number for people: whole numbers without a decimal point, others to 6 significant digits."""
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.6g}"
+
+
+def _pct(fraction: float) -> str:
+    """A fraction of 1 as a percentage: ``40%``, ``2.5%``, ``<0.1%``."""
+    percent = fraction * 100
+    if percent == 0:
+        return "0%"
+    if percent < 0.05:
+        return "<0.1%"
+    if percent >= 10 or abs(percent - round(percent)) < 0.05:
+        return f"{percent:.0f}%"
+    return f"{percent:.1f}%"
 
 
 def _pairs(value: object) -> list[tuple[object, object]]:
-    """The two-item entries of ``value`` (points or label/value parts); anything else is dropped."""
+    """The two-item entries of ``value`` (a mapping's items, or a list's ``[a, b]`` entries); anything else is
+    dropped."""
+    if isinstance(value, Mapping):
+        return list(value.items())
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        return []
     return [
         (item[0], item[1])
-        for item in _items(value)
+        for item in value
         if isinstance(item, Sequence) and not isinstance(item, str | bytes) and len(item) == 2
     ]
 
 
-def _number(value: object, default: float) -> float:
-    """``value`` as a finite float, or ``default`` when it is missing or not a finite number."""
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        return default
-    return number if math.isfinite(number) else default
+def _points(value: object) -> list[tuple[float, float]]:
+    """The ``[x, y]`` pairs of ``value`` with two finite numbers, in x order."""
+    points = [(_number(x), _number(y)) for x, y in _pairs(value)]
+    return sorted(((x, y) for x, y in points if x is not None and y is not None), key=lambda p: p[0])
 
 
-def _optional(value: object) -> float | None:
-    """``value`` as a float, or ``None`` when it is missing, empty or not a number."""
-    if value is None or value == "":
-        return None
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        return None
+def _chart(
+    kind: str, summary: str, spec: dict[str, Any], columns: Sequence[str], rows: Sequence[Sequence[object]]
+) -> dict[str, Any]:
+    """The context of ``_chart.html``: the first cell of each row is its header."""
+    return {"kind": kind, "summary": summary, "spec": {"kind": kind, **spec}, "columns": columns, "rows": rows}
 
 
-@register.simple_tag(name="line_chart")
-def line_chart_tag(
-    points: object,
-    label: str = "",
-    x_label: str = "",
-    y_label: str = "",
-    title: str = "",
-    width: object = 480,
-    height: object = 160,
-) -> SafeString:
-    """``{% line_chart points label="loss" x_label="step" y_label="loss" %}``: one series of ``[x, y]`` pairs.
+def _empty(kind: str, summary: str) -> dict[str, Any]:
+    return {"kind": kind, "summary": summary, "empty": True}
 
-    ``points`` may also be a mapping ``{series name: [[x, y], ...]}`` to draw several series with a legend.
-    """
-    loaded = _loaded(points)
-    if isinstance(loaded, Mapping):
-        series = [(str(name), _pairs(pts)) for name, pts in loaded.items()]
-    else:
-        series = [(str(label), _pairs(loaded))]
-    svg = charts.line_chart(
-        series,  # type: ignore[arg-type]  # non-numeric entries are skipped by the chart
-        width=_number(width, 480),
-        height=_number(height, 160),
-        x_label=str(x_label),
-        y_label=str(y_label),
-        title=str(title),
+
+@register.inclusion_tag(TEMPLATE, name="histogram")
+def histogram(bins: Bins | None, x_label: str = "", marker: object = None) -> dict[str, Any]:
+    """``{% histogram bins x_label="score" marker=threshold %}``: counts already binned (:class:`app.binning.Bins`,
+    from ``bin_values`` or PostgreSQL's ``sql_bins``); None says "no data". ``marker`` (e.g. a curation threshold) is
+    drawn as a dashed line when it lies in the range."""
+    name = str(x_label) or "Histogram"
+    if bins is not None and bins != "" and not isinstance(bins, Bins):  # "" is a missing template variable
+        raise TypeError(f"histogram takes app.binning.Bins or None, not {type(bins).__name__}")
+    if not bins or not bins.counts:
+        return _empty("histogram", f"{name}: no data")
+    mark = _number(marker)
+    edges = bins.edges
+    last = len(bins.counts) - 1
+    rows = [
+        [f"[{_fmt(edges[i])}, {_fmt(edges[i + 1])}{']' if i == last else ')'}", count]
+        for i, count in enumerate(bins.counts)
+    ]
+    summary = f"{name}: {bins.total} values"
+    if bins.outside:
+        summary += f" ({bins.outside} outside {_fmt(bins.lo)}–{_fmt(bins.hi)})"
+    if mark is not None:
+        summary += f", marker at {_fmt(mark)}"
+    spec = {"edges": edges, "counts": list(bins.counts), "marker": mark, "xLabel": name, "yLabel": "count"}
+    return _chart("histogram", summary, spec, [name, "count"], rows)
+
+
+@register.inclusion_tag(TEMPLATE, name="line_chart")
+def line_chart(
+    points: object, label: str = "", x_label: str = "", y_label: str = "", title: str = ""
+) -> dict[str, Any]:
+    """``{% line_chart points label="loss" x_label="step" y_label="loss" %}``: one series of ``[x, y]`` pairs."""
+    label, x_label, y_label, title = str(label), str(x_label), str(y_label), str(title)
+    data = _points(points)
+    name = title or label or "Line chart"
+    if not data:
+        return _empty("line", f"{name}: no data")
+    ys = [y for _, y in data]
+    count = "1 point" if len(data) == 1 else f"{len(data)} points"
+    summary = (
+        f"{name}: {count}, {x_label or 'x'} {_fmt(data[0][0])} to {_fmt(data[-1][0])}, "
+        f"{y_label or label or 'y'} {_fmt(ys[0])} → {_fmt(ys[-1])} (min {_fmt(min(ys))}, max {_fmt(max(ys))})"
     )
-    return mark_safe(svg)  # every caller-provided string is escaped by app.charts
+    spec = {"series": [{"name": label, "points": data}], "xLabel": x_label, "yLabel": y_label, "title": title}
+    rows = [[_fmt(x), _fmt(y)] for x, y in data]
+    return _chart("line", summary, spec, [x_label or "x", y_label or label or "y"], rows)
 
 
-@register.simple_tag(name="stacked_bar")
-def stacked_bar_tag(parts: object, width: object = 480, height: object = 28, colors: object = None) -> SafeString:
-    """``{% stacked_bar parts %}``: a 100% bar of ``[label, value]`` pairs (or a ``{label: value}`` mapping).
-
-    ``colors`` is a list or a comma-separated string of CSS colours.
-    """
+@register.inclusion_tag(TEMPLATE, name="stacked_bar")
+def stacked_bar(parts: object, label: str = "", colors: object = None) -> dict[str, Any]:
+    """``{% stacked_bar parts label="verdict" colors="#009E73,#BBBBBB,#D55E00" %}``: one 100% bar of ``[name, value]``
+    pairs (counts or fractions). Negative and non-numeric values count as zero; a part keeps its colour (by position)
+    when another is zero. ``colors`` is a list or a comma-separated string of CSS colours (default Okabe–Ito)."""
+    values = [(str(name), max(0.0, _number(value) or 0.0)) for name, value in _pairs(parts)]
+    total = sum(value for _, value in values)
+    if not (math.isfinite(total) and total > 0):
+        return _empty("stacked-bar", "No data")
     if isinstance(colors, str):
         palette = [c.strip() for c in colors.split(",") if c.strip()]
     else:
-        palette = [str(c) for c in _items(colors)]
-    svg = charts.stacked_bar(
-        [(str(name), value) for name, value in _pairs(parts)],  # type: ignore[misc]
-        width=_number(width, 480),
-        height=_number(height, 28),
-        colors=palette or None,
-    )
-    return mark_safe(svg)  # every caller-provided string is escaped by app.charts
+        palette = [str(c) for c in colors] if isinstance(colors, Iterable) else []
+    shares = [_pct(value / total) for _, value in values]
+    summary = ", ".join(f"{name} {share}" if name else share for (name, _), share in zip(values, shares, strict=True))
+    spec = {
+        "parts": [
+            {"name": name, "value": value, "share": share} for (name, value), share in zip(values, shares, strict=True)
+        ],
+        "colors": palette,
+    }
+    rows = [[name, _fmt(value), share] for (name, value), share in zip(values, shares, strict=True)]
+    return _chart("stacked-bar", summary, spec, [str(label) or "part", "count", "share"], rows)
 
 
-@register.simple_tag(name="histogram")
-def histogram_tag(
-    values: object,
-    bins: object = 10,
-    lo: object = None,
-    hi: object = None,
-    width: object = 480,
-    height: object = 140,
-    x_label: str = "",
-    marker: object = None,
-) -> SafeString:
-    """``{% histogram values bins=20 lo=0 hi=1 x_label="score" marker=threshold %}``; ``values`` may also be counts
-    already binned (:class:`app.charts.Bins`, e.g. from app/binning.py), which carry their own bins and range."""
-    if isinstance(values, charts.Bins):
-        svg = charts.histogram_binned(
-            values,
-            width=_number(width, 480),
-            height=_number(height, 140),
-            x_label=str(x_label),
-            marker=_optional(marker),
-        )
-        return mark_safe(svg)  # every caller-provided string is escaped by app.charts
-    svg = charts.histogram(
-        _items(values),  # type: ignore[arg-type]  # non-numeric entries are skipped by the chart
-        bins=int(_number(bins, 10)),
-        lo=_optional(lo),
-        hi=_optional(hi),
-        width=_number(width, 480),
-        height=_number(height, 140),
-        x_label=str(x_label),
-        marker=_optional(marker),
-    )
-    return mark_safe(svg)  # every caller-provided string is escaped by app.charts
-
-
-@register.simple_tag(name="sparkline")
-def sparkline_tag(values: object, width: object = 120, height: object = 28) -> SafeString:
-    """``{% sparkline values %}``: a tiny axis-less trend line for table cells."""
-    svg = charts.sparkline(
-        _items(values),  # type: ignore[arg-type]  # non-numeric entries are skipped by the chart
-        width=_number(width, 120),
-        height=_number(height, 28),
-    )
-    return mark_safe(svg)  # every caller-provided string is escaped by app.charts
+@register.inclusion_tag(TEMPLATE, name="sparkline")
+def sparkline(points: object, label: str = "", x_label: str = "") -> dict[str, Any]:
+    """``{% sparkline points label="loss" x_label="step" %}``: a tiny trend line of ``[x, y]`` pairs for a table
+    cell, without axes, with a dot on the last value."""
+    label, x_label = str(label), str(x_label)
+    data = _points(points)
+    if not data:
+        return _empty("sparkline", "No data")
+    ys = [y for _, y in data]
+    head = f"{label}: " if label else ""
+    if len(ys) == 1:
+        summary = f"{head}1 value, {_fmt(ys[0])}"
+    else:
+        summary = f"{head}{len(ys)} values, {_fmt(ys[0])} → {_fmt(ys[-1])} (min {_fmt(min(ys))}, max {_fmt(max(ys))})"
+    rows = [[_fmt(x), _fmt(y)] for x, y in data]
+    return _chart("sparkline", summary, {"points": data}, [x_label or "x", label or "y"], rows)

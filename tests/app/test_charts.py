@@ -1,378 +1,231 @@
-"""The inline SVG charts: well-formed XML, the right number of marks, escaping, degenerate input, and geometry that
-stays inside the viewBox. Pure functions; no database."""
+"""The chart tags: a canvas for static/backforth/charts.js, the data it draws as json_script, and the same numbers as
+a table a person (or a test) can read; malformed input is skipped and text is escaped everywhere. The vendored
+Chart.js is the file its README records. No database."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
-import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
-from django.template import Context, Engine
+from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.template import Context, Template
+from django.template.loader import render_to_string
 
-from app import charts
+from app.binning import Bins, bin_values
 
-XSS = "<script>alert(1)</script>"
-NUMERIC_ATTRS = ("x", "y", "x1", "x2", "y1", "y2", "cx", "cy")
-
-
-def parse(svg: str) -> ET.Element:
-    """Parse ``svg`` (fails the test unless it is well-formed XML) and strip the SVG namespace from tags."""
-    root = ET.fromstring(svg)
-    for element in root.iter():
-        element.tag = element.tag.rsplit("}", 1)[-1]
-    assert root.tag == "svg"
-    assert root.get("role") == "img"
-    assert root[0].tag == "title" and root[0].text
-    return root
+XSS = "</script><script>alert(1)</script>"
+ESCAPED = "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;"
+WIN_TIE_LOSS = "#009E73,#BBBBBB,#D55E00"
 
 
-def find(root: ET.Element, tag: str, cls: str | None = None) -> list[ET.Element]:
-    """Elements named ``tag`` (anywhere below ``root``), optionally having the CSS class ``cls``."""
-    return [el for el in root.iter(tag) if cls is None or cls in (el.get("class") or "").split()]
+def render(source: str, **context: object) -> str:
+    return Template("{% load charts %}" + source).render(Context(context))
 
 
-def polyline_points(element: ET.Element) -> list[tuple[float, float]]:
-    return [tuple(map(float, pair.split(","))) for pair in element.get("points", "").split()]  # type: ignore[misc]
+def payload(html: str) -> dict:
+    """The chart's json_script data (strict JSON: NaN or Infinity would fail)."""
+    blocks = re.findall(r'<script type="application/json">(.*?)</script>', html, re.S)
+    assert len(blocks) == 1, html
+    return json.loads(blocks[0], parse_constant=lambda name: pytest.fail(f"{name} in the chart's JSON"))
 
 
-def texts(root: ET.Element, cls: str | None = None) -> list[str]:
-    return [el.text or "" for el in find(root, "text", cls)]
+def table(html: str) -> list[list[str]]:
+    """The data table's rows, header row first, as the cells' text."""
+    body = re.search(r"<table[^>]*>(.*?)</table>", html, re.S)
+    assert body, html
+    return [
+        [re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
+        for row in re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)
+    ]
 
 
-def assert_inside_viewbox(root: ET.Element) -> None:
-    """Every coordinate, rectangle and polyline point lies within the viewBox, and the viewBox matches the size."""
-    x0, y0, width, height = map(float, root.get("viewBox", "").split())
-    assert (x0, y0) == (0, 0)
-    assert (float(root.get("width", "nan")), float(root.get("height", "nan"))) == (width, height)
-
-    def inside(x: float, y: float) -> None:
-        assert math.isfinite(x) and math.isfinite(y)
-        assert -0.05 <= x <= width + 0.05, (x, width)
-        assert -0.05 <= y <= height + 0.05, (y, height)
-
-    for element in root.iter():
-        coords = {name: float(element.get(name)) for name in NUMERIC_ATTRS if element.get(name) is not None}
-        for name, value in coords.items():
-            inside(value, 0) if name.startswith("x") or name == "cx" else inside(0, value)
-        if element.tag == "rect":
-            w, h = float(element.get("width", "nan")), float(element.get("height", "nan"))
-            assert w >= 0 and h >= 0
-            inside(coords["x"] + w, coords["y"] + h)
-        if element.tag == "polyline":
-            for x, y in polyline_points(element):
-                inside(x, y)
+def label(html: str) -> str:
+    found = re.search(r'<canvas role="img" aria-label="([^"]*)">', html)
+    assert found, html
+    return found.group(1)
 
 
-# --- line_chart -----------------------------------------------------------------------------------------------------
-
-
-def test_line_chart_draws_one_polyline_per_series_with_every_point_and_a_legend():
-    train = [(step, 2.5 / (1 + step / 100)) for step in range(0, 1001, 50)]
-    evals = [(0, 2.6), (500, 1.0), (1000, 0.8)]
-    root = parse(charts.line_chart([("train", train), ("eval", evals)], x_label="step", y_label="loss", title="Loss"))
-
-    lines = find(root, "polyline", "chart-line")
-    assert [len(polyline_points(line)) for line in lines] == [len(train), 3]
-    assert [line.get("class") for line in lines] == ["chart-line series-0", "chart-line series-1"]
-    assert lines[0].get("stroke") != lines[1].get("stroke")
-    assert all(line.get("fill") == "none" for line in lines)
-    assert texts(root, "chart-legend-label") == ["train", "eval"]
-    assert {"step", "loss", "Loss"} <= set(texts(root))
-    assert root[0].text == "Loss"
-    assert 3 <= len(find(root, "text", "chart-tick-x")) <= 5
-    assert 3 <= len(find(root, "text", "chart-tick-y")) <= 5
-    assert find(root, "line", "chart-axis")
-    assert_inside_viewbox(root)
-
-
-def test_line_chart_points_are_drawn_in_x_order_and_lower_y_is_higher_up():
-    root = parse(charts.line_chart([("loss", [(2, 1.0), (0, 3.0), (1, 2.0)])]))
-    (line,) = find(root, "polyline")
-    points = polyline_points(line)
-    assert [x for x, _ in points] == sorted(x for x, _ in points)
-    assert points[0][1] < points[-1][1]  # y = 3 (first in x order) is drawn above y = 1: smaller SVG y
-    assert not find(root, "g", "chart-legend")  # a single series needs no legend
-
-
-@pytest.mark.parametrize(
-    "points",
-    [
-        [(0, 1), (1, 3)],
-        [(0, 0.001), (1, 0.0015), (2, 0.0012)],
-        [(-50, -1e6), (50, 2e6)],
-        [(1e9, 5), (2e9, 7)],
-        [(0, 1e300), (1, -1e300)],
-        [(0.3, 0.7), (0.30000000001, 0.7000001)],
-    ],
-)
-def test_line_chart_ticks_and_geometry_for_various_ranges(points):
-    root = parse(charts.line_chart([("s", points)]))
-    assert len(polyline_points(find(root, "polyline")[0])) == len(points)
-    assert 2 <= len(find(root, "text", "chart-tick-x")) <= 5
-    assert 2 <= len(find(root, "text", "chart-tick-y")) <= 5
-    for axis in ("chart-tick-x", "chart-tick-y"):
-        labels = texts(root, axis)
-        assert len(set(labels)) == len(labels)  # a narrow range gets more digits rather than repeated labels
-        assert all(len(label) <= 16 for label in labels)
-    assert_inside_viewbox(root)
-
-
-def test_line_chart_tick_labels_are_compact():
-    root = parse(charts.line_chart([("tokens", [(0, 0), (40000, 12000)])]))
-    labels = texts(root, "chart-tick")
-    assert "40k" in labels and "10k" in labels
-    assert not any("e+" in label or "." * 2 in label for label in labels)
-
-
-def test_line_chart_escapes_names_titles_and_axis_labels():
-    svg = charts.line_chart([(XSS, [(0, 1), (1, 2)]), ("b", [(0, 2), (1, 1)])], x_label=XSS, y_label=XSS, title=XSS)
-    assert "<script" not in svg
-    root = parse(svg)
-    assert root[0].text == XSS
-    assert root.get("aria-label") == XSS
-    assert texts(root).count(XSS) >= 4  # title, legend, x label, y label
-    assert find(root, "polyline")[0][0].text == XSS  # the series' tooltip
-
-
-def test_line_chart_without_points_says_no_data():
-    for series in ([], [("loss", [])], [("loss", [(math.nan, 1), (1, math.inf), (2, -math.inf)])]):
-        root = parse(charts.line_chart(series))
-        assert texts(root, "chart-empty") == ["no data"]
-        assert not find(root, "polyline") and not find(root, "circle")
-        assert_inside_viewbox(root)
-
-
-def test_line_chart_single_point_is_a_dot():
-    root = parse(charts.line_chart([("loss", [(10, 0.5)])]))
-    assert not find(root, "polyline")
-    (dot,) = find(root, "circle", "chart-dot")
-    assert float(dot.get("r", "0")) > 0
-    assert "0.5" in (dot[0].text or "")
-    assert_inside_viewbox(root)
-
-
-def test_line_chart_constant_y_is_a_flat_line_inside_the_plot():
-    root = parse(charts.line_chart([("acc", [(0, 0.5), (1, 0.5), (2, 0.5)])]))
-    points = polyline_points(find(root, "polyline")[0])
-    assert len({y for _, y in points}) == 1
-    assert 3 <= len(find(root, "text", "chart-tick-y")) <= 5
-    assert_inside_viewbox(root)
-
-    root = parse(charts.line_chart([("zero", [(5, 0), (5, 0)])]))  # constant x and y, and zero
-    assert_inside_viewbox(root)
-
-
-def test_line_chart_skips_non_finite_and_malformed_points():
-    points = [(0, 1.0), (1, math.nan), (2, math.inf), (math.nan, 2), (3, 0.5), (4,), ("x", 1), (5, 0.25)]
-    root = parse(charts.line_chart([("loss", points)]))  # type: ignore[list-item]
-    assert len(polyline_points(find(root, "polyline")[0])) == 3
-    assert not re.search(r"\b(nan|inf)\b", ET.tostring(root, encoding="unicode"), re.IGNORECASE)
-    assert_inside_viewbox(root)
-
-
-def test_line_chart_legend_wraps_many_series_and_tiny_sizes_stay_consistent():
-    series = [(f"series number {i}", [(0, i), (1, i + 1)]) for i in range(8)]
-    root = parse(charts.line_chart(series, width=10, height=10))
-    assert len(find(root, "polyline")) == 8
-    assert len(texts(root, "chart-legend-label")) == 8
-    assert_inside_viewbox(root)
-
-
-# --- stacked_bar ----------------------------------------------------------------------------------------------------
-
-
-def test_stacked_bar_parts_fill_the_width_in_proportion():
-    root = parse(charts.stacked_bar([("win", 0.4), ("tie", 0.5), ("loss", 0.1)], colors=charts.WIN_TIE_LOSS_COLORS))
-    bars = find(root, "rect", "chart-bar")
-    assert len(bars) == 3
-    widths = [float(bar.get("width", "0")) for bar in bars]
-    assert widths == pytest.approx([192, 240, 48], abs=0.1)
-    assert sum(widths) == pytest.approx(480, abs=0.2)
-    assert [bar.get("fill") for bar in bars] == list(charts.WIN_TIE_LOSS_COLORS)
-    assert [bar[0].text for bar in bars] == ["win: 0.4 (40%)", "tie: 0.5 (50%)", "loss: 0.1 (10%)"]
-    labels = texts(root, "chart-bar-label")
-    assert "win 40%" in labels and "tie 50%" in labels
-    assert root[0].text == "win 40%, tie 50%, loss 10%"
-    assert_inside_viewbox(root)
-
-
-def test_stacked_bar_counts_narrow_and_zero_parts():
-    root = parse(charts.stacked_bar([("win", 30), ("tie", 0), ("loss", 1)], width=200))
-    bars = find(root, "rect", "chart-bar")
-    assert [bar.get("class") for bar in bars] == ["chart-bar part-0", "chart-bar part-2"]  # zero part skipped
-    assert bars[1].get("fill") == charts.PALETTE[2]  # colour follows the position, not the drawn index
-    assert texts(root, "chart-bar-label") == ["win 97%"]  # 1/31 is too narrow for a label
-    assert bars[1][0].text == "loss: 1 (3.2%)"
-    assert_inside_viewbox(root)
-
-
-def test_stacked_bar_zero_total_is_an_empty_gray_bar():
-    for parts in ([], [("win", 0), ("loss", 0)], [("win", math.nan), ("loss", -3)]):
-        root = parse(charts.stacked_bar(parts))
-        (bar,) = find(root, "rect")
-        assert "chart-empty" in (bar.get("class") or "")
-        assert float(bar.get("width", "0")) == 480
-        assert_inside_viewbox(root)
-
-
-def test_stacked_bar_escapes_labels_and_colors():
-    svg = charts.stacked_bar([(XSS, 1), ("b", 1)], colors=['red" onclick="x', "#000"])
-    assert "<script" not in svg
-    root = parse(svg)
-    bars = find(root, "rect", "chart-bar")
-    assert bars[0].get("fill") == 'red" onclick="x'
-    assert bars[0].get("onclick") is None
-    assert XSS in (bars[0][0].text or "")
-    assert root[0].text.startswith(XSS)
+def caption(html: str) -> str:
+    found = re.search(r"<caption>(.*?)</caption>", html, re.S)
+    assert found, html
+    return found.group(1)
 
 
 # --- histogram ------------------------------------------------------------------------------------------------------
 
 
-def test_histogram_bins_counts_and_marker():
-    values = [0.05, 0.12, 0.15, 0.3, 0.31, 0.55, 0.7, 0.7, 0.95, 1.0]
-    root = parse(charts.histogram(values, bins=10, lo=0, hi=1, x_label="score", marker=0.6))
-    bars = find(root, "rect", "chart-bar")
-    assert len(bars) == 10
-    counts = [int((bar[0].text or "").rsplit(": ", 1)[1]) for bar in bars]
-    assert counts == [1, 2, 0, 2, 0, 1, 0, 2, 0, 2]  # 0.3 on an edge goes up; 1.0 is in the closed last bin
-    assert bars[0][0].text == "[0, 0.1): 1" and bars[-1][0].text == "[0.9, 1]: 2"
-    heights = [float(bar.get("height", "0")) for bar in bars]
-    assert heights[1] == pytest.approx(heights[3]) and heights[1] > heights[0] > heights[2] == 0
-    assert sorted(map(int, texts(root, "chart-count"))) == [1, 1, 2, 2, 2, 2]
-    (marker,) = find(root, "line", "chart-marker")
-    assert marker.get("x1") == marker.get("x2")
-    left, right = float(bars[0].get("x", "0")), float(bars[-1].get("x", "0")) + float(bars[-1].get("width", "0"))
-    assert float(marker.get("x1", "0")) == pytest.approx(left + (right - left) * 0.6, abs=1)
-    assert "0.6" in texts(root, "chart-marker-label")
-    assert "score" in texts(root)
-    assert_inside_viewbox(root)
+def test_histogram_gives_the_counts_per_bin_with_the_marker():
+    bins = Bins((1, 0, 3, 2), lo=1.0, hi=5.0, outside=2)
+    html = render('{% histogram bins x_label="score" marker=4.5 %}', bins=bins)
+    assert 'data-chart="histogram"' in html and "<canvas" in html
+    assert table(html) == [
+        ["score", "count"],
+        ["[1, 2)", "1"],
+        ["[2, 3)", "0"],
+        ["[3, 4)", "3"],
+        ["[4, 5]", "2"],  # the last bin is closed
+    ]
+    assert label(html) == caption(html) == "score: 6 values (2 outside 1–5), marker at 4.5"
+    assert payload(html) == {
+        "kind": "histogram",
+        "edges": [1.0, 2.0, 3.0, 4.0, 5.0],
+        "counts": [1, 0, 3, 2],
+        "marker": 4.5,
+        "xLabel": "score",
+        "yLabel": "count",
+    }
 
 
-def test_histogram_default_range_includes_the_marker_and_explicit_range_excludes_outliers():
-    root = parse(charts.histogram([0.2, 0.3, 0.4], bins=4, marker=0.9))
-    assert find(root, "line", "chart-marker")
-    assert "0.9" in (find(root, "rect", "chart-bar")[-1][0].text or "")  # the range was widened up to the marker
-
-    root = parse(charts.histogram([-1, 0.5, 2], bins=2, lo=0, hi=1, marker=5))
-    assert not find(root, "line", "chart-marker")  # outside an explicit range
-    assert sum(int((bar[0].text or "").rsplit(": ", 1)[1]) for bar in find(root, "rect", "chart-bar")) == 1
-    assert "2 outside" in (root[0].text or "")
-    assert_inside_viewbox(root)
+def test_histogram_of_python_bins_labels_uneven_edges_readably():
+    bins = bin_values([0.1, 0.2, 0.2, 0.9], bins=3, lo=0, hi=1)
+    html = render("{% histogram bins %}", bins=bins)
+    assert table(html)[1:] == [["[0, 0.333333)", "3"], ["[0.333333, 0.666667)", "0"], ["[0.666667, 1]", "1"]]
+    assert label(html) == "Histogram: 4 values"
+    assert payload(html)["marker"] is None and payload(html)["counts"] == [3, 0, 1]
 
 
-def test_histogram_empty_and_all_equal_values():
-    for values in ([], [math.nan, math.inf]):
-        root = parse(charts.histogram(values, marker=0.5))
-        assert texts(root, "chart-empty") == ["no data"]
-        assert not find(root, "rect")
-
-    root = parse(charts.histogram([0.7] * 5, bins=10))
-    bars = find(root, "rect", "chart-bar")
-    assert len(bars) == 10
-    assert sum(float(bar.get("height", "0")) > 0 for bar in bars) == 1
-    assert texts(root, "chart-count") == ["5"]
-    assert_inside_viewbox(root)
-
-    root = parse(charts.histogram([0, 0, 0], bins=1, lo=0, hi=0))
-    assert len(find(root, "rect", "chart-bar")) == 1
-    assert_inside_viewbox(root)
+@pytest.mark.parametrize("marker", ["", None, "n/a", math.nan])
+def test_histogram_without_a_usable_marker_has_none(marker):
+    html = render("{% histogram bins marker=marker %}", bins=Bins((1,), 0.0, 1.0), marker=marker)
+    assert payload(html)["marker"] is None and "marker" not in label(html)
 
 
-@pytest.mark.parametrize("bins", [0, -3, 1, 200])
-def test_histogram_bin_count_is_sanitised(bins):
-    root = parse(charts.histogram([float(i) for i in range(100)], bins=bins))
-    assert len(find(root, "rect", "chart-bar")) == max(1, bins)
-    assert_inside_viewbox(root)
+@pytest.mark.parametrize("bins", [None, ""])  # "" is what a missing template variable gives
+def test_histogram_without_bins_says_no_data_and_draws_nothing(bins):
+    html = render('{% histogram bins x_label="rubric" %}', bins=bins)
+    assert "rubric: no data" in html
+    assert "<canvas" not in html and "<script" not in html and "data-chart=" not in html
 
 
-def test_histogram_escapes_the_axis_label():
-    svg = charts.histogram([1, 2, 3], x_label=XSS)
-    assert "<script" not in svg
-    root = parse(svg)
-    assert XSS in texts(root)
-    assert (root[0].text or "").startswith(XSS)
+def test_histogram_refuses_raw_values():
+    with pytest.raises(TypeError, match="Bins"):
+        render("{% histogram values %}", values=[1, 2, 3])
+
+
+# --- line_chart -----------------------------------------------------------------------------------------------------
+
+
+def test_line_chart_lists_its_points_in_x_order_and_skips_malformed_ones():
+    points = [[3, 1.5], [1, 2.1], [2, 1.7], [4, math.nan], ["x", 1], [5], None, [6, math.inf], "[7, 1]"]
+    html = render('{% line_chart points label="training loss" x_label="step" y_label="loss" %}', points=points)
+    assert 'data-chart="line"' in html
+    assert table(html) == [["step", "loss"], ["1", "2.1"], ["2", "1.7"], ["3", "1.5"]]
+    assert label(html) == "training loss: 3 points, step 1 to 3, loss 2.1 → 1.5 (min 1.5, max 2.1)"
+    assert payload(html) == {
+        "kind": "line",
+        "series": [{"name": "training loss", "points": [[1.0, 2.1], [2.0, 1.7], [3.0, 1.5]]}],
+        "xLabel": "step",
+        "yLabel": "loss",
+        "title": "",
+    }
+
+
+def test_line_chart_of_one_point_and_of_none():
+    one = render('{% line_chart trend label="win rate %" x_label="round" %}', trend=[[1, 62.5]])
+    assert table(one)[1:] == [["1", "62.5"]] and label(one).startswith("win rate %: 1 point, round 1 to 1")
+    for empty in ([], None, "not a list", [[math.nan, 1]]):
+        html = render('{% line_chart points label="loss" %}', points=empty)
+        assert "loss: no data" in html and "<canvas" not in html
+
+
+# --- stacked_bar ----------------------------------------------------------------------------------------------------
+
+
+def test_stacked_bar_gives_counts_and_shares_and_keeps_colours_by_position():
+    parts = [["win", 2], ["tie", 0], ["loss", 1], ["bogus", -4], ["nan", math.nan]]
+    html = render('{% stacked_bar parts label="verdict" colors=colors %}', parts=parts, colors=WIN_TIE_LOSS)
+    assert table(html) == [
+        ["verdict", "count", "share"],
+        ["win", "2", "67%"],
+        ["tie", "0", "0%"],
+        ["loss", "1", "33%"],
+        ["bogus", "0", "0%"],
+        ["nan", "0", "0%"],
+    ]
+    assert label(html) == "win 67%, tie 0%, loss 33%, bogus 0%, nan 0%"
+    data = payload(html)
+    assert data["colors"] == ["#009E73", "#BBBBBB", "#D55E00"]
+    assert [p["name"] for p in data["parts"]] == ["win", "tie", "loss", "bogus", "nan"], "zero parts keep their place"
+    assert data["parts"][0] == {"name": "win", "value": 2.0, "share": "67%"}
+
+
+def test_stacked_bar_takes_a_mapping_and_fractions():
+    html = render("{% stacked_bar parts %}", parts={"accepted": 0.025, "rejected": 0.975})
+    assert table(html)[0] == ["part", "count", "share"]
+    assert label(html) == "accepted 2.5%, rejected 98%" and payload(html)["colors"] == []
+
+
+@pytest.mark.parametrize("parts", [[], [["win", 0], ["loss", 0]], None, "win"])
+def test_stacked_bar_with_nothing_to_show_says_so(parts):
+    html = render("{% stacked_bar parts %}", parts=parts)
+    assert "No data" in html and "<canvas" not in html
 
 
 # --- sparkline ------------------------------------------------------------------------------------------------------
 
 
-def test_sparkline_has_one_point_per_value_and_no_axes():
-    values = [0.5, 0.55, 0.52, 0.6, 0.58, 0.65]
-    root = parse(charts.sparkline(values))
-    (line,) = find(root, "polyline")
-    points = polyline_points(line)
-    assert len(points) == 6
-    assert points[0][0] < points[-1][0]
-    assert min(y for _, y in points) == points[-1][1]  # the highest value is drawn highest
-    assert not find(root, "text") and not find(root, "line", "chart-axis")
-    assert root.get("width") == "120" and root.get("height") == "28"
-    assert_inside_viewbox(root)
+def test_sparkline_sums_up_the_trend_and_lists_the_values():
+    curve = [[10, 2.0], [20, 1.25], [30, 1.5]]
+    html = render('{% sparkline curve label="training loss" x_label="step" %}', curve=curve)
+    assert 'data-chart="sparkline"' in html
+    assert label(html) == "training loss: 3 values, 2 → 1.5 (min 1.25, max 2)"
+    assert table(html) == [["step", "training loss"], ["10", "2"], ["20", "1.25"], ["30", "1.5"]]
+    assert payload(html) == {"kind": "sparkline", "points": [[10.0, 2.0], [20.0, 1.25], [30.0, 1.5]]}
+    assert label(render("{% sparkline curve %}", curve=[[1, 0.5]])) == "1 value, 0.5"
+    assert "No data" in render("{% sparkline curve %}", curve=[])
 
 
-def test_sparkline_degenerate_inputs():
-    root = parse(charts.sparkline([]))
-    assert find(root, "line", "chart-empty") and not find(root, "polyline")
-    assert_inside_viewbox(root)
-
-    root = parse(charts.sparkline([3.0]))
-    assert not find(root, "polyline") and len(find(root, "circle")) == 1
-    assert_inside_viewbox(root)
-
-    root = parse(charts.sparkline([2.0, 2.0, 2.0]))
-    assert len({y for _, y in polyline_points(find(root, "polyline")[0])}) == 1
-    assert_inside_viewbox(root)
-
-    root = parse(charts.sparkline([1.0, math.nan, 3.0, math.inf, 2.0], width=50, height=10))
-    assert len(polyline_points(find(root, "polyline")[0])) == 3
-    assert_inside_viewbox(root)
+# --- escaping -------------------------------------------------------------------------------------------------------
 
 
-# --- template tags --------------------------------------------------------------------------------------------------
+def _scripts(html: str) -> list[str]:
+    return re.findall(r"<script[^>]*>", html)
 
 
-def render(source: str, **context: object) -> str:
-    engine = Engine(libraries={"charts": "app.templatetags.charts"})
-    return engine.from_string("{% load charts %}" + source).render(Context(context))
+@pytest.mark.parametrize(
+    ("source", "context"),
+    [
+        ("{% line_chart points label=xss x_label=xss y_label=xss title=xss %}", {"points": [[0, 1], [1, 2]]}),
+        ("{% stacked_bar parts label=xss colors=xss %}", {"parts": [[XSS, 1], ["b", 1]]}),
+        ("{% histogram bins x_label=xss %}", {"bins": Bins((1, 2), 0.0, 1.0)}),
+    ],
+)
+def test_text_is_escaped_in_the_table_the_label_and_the_json(source, context):
+    html = render(source, xss=XSS, **context)
+    assert _scripts(html) == ['<script type="application/json">'], "only the data block, nothing injected"
+    assert "<script>alert" not in html and ESCAPED in html
+    assert XSS in json.dumps(payload(html)), "the JSON holds the text itself, for Chart.js to draw as text"
+    assert "\\u003C/script\\u003E" in html, "json_script escapes < and > inside the data block"
 
 
-def test_line_chart_tag_renders_unescaped_svg_for_json_points():
-    html = render(
-        '{% line_chart points label="loss" x_label="step" y_label="loss" %}',
-        points=[[0, 2.0], [10, 1.5], [20, "bad"], [30, 1.0]],
-    )
-    root = parse(html)
-    assert len(polyline_points(find(root, "polyline")[0])) == 3
-    assert {"step", "loss"} <= set(texts(root))
-
-    root = parse(render("{% line_chart points %}", points="[[0, 1], [1, 2]]"))  # a JSON string works too
-    assert len(find(root, "polyline")) == 1
-    root = parse(render('{% line_chart series title="t" %}', series={"train": [[0, 1], [1, 0.5]], "eval": [[1, 0.7]]}))
-    assert len(find(root, "polyline")) == 1 and len(find(root, "circle")) == 1
-    assert parse(render("{% line_chart missing %}")).find("text") is not None  # undefined variable: "no data"
+def test_a_sparkline_shows_its_labels_only_in_the_table_and_the_summary():
+    html = render("{% sparkline points label=xss x_label=xss %}", xss=XSS, points=[[0, 1], [1, 2]])
+    assert _scripts(html) == ['<script type="application/json">'] and "<script>alert" not in html
+    assert table(html)[0] == [ESCAPED, ESCAPED] and label(html).startswith(ESCAPED)
+    assert "script" not in json.dumps(payload(html))
 
 
-def test_chart_tags_escape_template_data():
-    html = render(
-        "{% line_chart points label=name %}{% stacked_bar parts %}", points=[[0, 1], [1, 2]], name=XSS, parts=[[XSS, 1]]
-    )
-    assert "<script" not in html
-    assert html.count("<svg") == 2
+# --- the page side --------------------------------------------------------------------------------------------------
+
+VENDOR = Path(settings.BASE_DIR) / "static" / "vendor" / "chartjs" / "4.6.1"
 
 
-def test_stacked_bar_histogram_and_sparkline_tags():
-    root = parse(
-        render('{% stacked_bar parts colors="#009E73, #BBBBBB,#D55E00" %}', parts={"win": 2, "tie": 1, "loss": 1})
-    )
-    assert [bar.get("fill") for bar in find(root, "rect", "chart-bar")] == list(charts.WIN_TIE_LOSS_COLORS)
+def test_the_scripts_partial_loads_chartjs_before_the_drawing_code_and_both_exist():
+    html = render_to_string("charts/_scripts.html")
+    sources = re.findall(r'<script src="/static/([^"]+)" defer></script>', html)
+    assert sources == ["vendor/chartjs/4.6.1/chart.umd.js", "backforth/charts.js"]
+    assert all(finders.find(path) for path in sources)
 
-    root = parse(
-        render('{% histogram scores bins="5" lo=0 hi=1 x_label="score" marker=t %}', scores=[0.1, 0.5, 0.9], t="0.7")
-    )
-    assert len(find(root, "rect", "chart-bar")) == 5 and find(root, "line", "chart-marker")
 
-    root = parse(render("{% sparkline values width=60 %}", values=[1, 2, 3]))
-    assert root.get("width") == "60" and len(polyline_points(find(root, "polyline")[0])) == 3
-
-    assert render("{% sparkline values as chart %}[{{ chart }}]", values=[1, 2]).startswith("[<svg")
+def test_the_vendored_chartjs_is_the_file_its_readme_records():
+    script = (VENDOR / "chart.umd.js").read_bytes()
+    readme = (VENDOR / "README.md").read_text()
+    assert f"`chart.umd.js` here | {len(script):,} bytes, sha256 `{hashlib.sha256(script).hexdigest()}`" in readme
+    assert script.startswith(b"/*!\n * Chart.js v4.6.1\n") and b"Released under the MIT License" in script
+    assert b"sourceMappingURL" not in script, "collectstatic's manifest storage would look for the missing map"
+    assert (VENDOR / "LICENSE.md").read_text().startswith("The MIT License (MIT)")

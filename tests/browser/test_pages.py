@@ -1,6 +1,7 @@
 import re
 
 import pytest
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from annotation.models import SeedExample
@@ -147,3 +148,82 @@ def test_annotator_reviews_with_the_keyboard_edits_undoes_and_sees_the_diff(page
     assert third.status == Candidate.Status.KEPT and third.in_queue
     assert Review.objects.get(action="reject").reason == "not_helpful"
     assert Review.objects.filter(action="undo").count() == 1
+
+
+CHARTS = """() => [...document.querySelectorAll("figure[data-chart]")].map((figure) => {
+  const canvas = figure.querySelector("canvas");
+  const chart = Chart.getChart(canvas);
+  return { kind: figure.dataset.chart, width: canvas.width, height: canvas.height, drawn: Boolean(chart) };
+})"""
+
+# The histogram's geometry: bar i sits over bin i of the linear axis, and the marker's dashed line is drawn where
+# the linear axis puts its value.
+HISTOGRAM = """() => {
+  const chart = Chart.getChart(document.querySelector('figure[data-chart="histogram"] canvas'));
+  const slots = chart.scales.x, value = chart.scales.value;
+  const spec = JSON.parse(document.querySelector('figure[data-chart="histogram"] script').textContent);
+  const offsets = spec.counts.map((_, i) =>
+    Math.abs(slots.getPixelForValue(i) - value.getPixelForValue((spec.edges[i] + spec.edges[i + 1]) / 2)));
+  const ratio = chart.currentDevicePixelRatio;
+  const x = Math.round(value.getPixelForValue(spec.marker) * ratio);
+  const y = Math.round(((chart.chartArea.top + chart.chartArea.bottom) / 2) * ratio);
+  const block = chart.ctx.getImageData(x - 1, y - 4, 3, 9).data;  // the line is 1.5 px wide, dashed 4 on 3 off
+  const column = [...Array(27).keys()].map((i) => [...block.slice(4 * i, 4 * i + 4)]);
+  return { bins: chart.data.labels.length, worst: Math.max(...offsets), markerPixels: column };
+}"""
+
+
+def test_the_round_page_draws_its_charts_with_chartjs_under_the_csp(page):
+    from annotation.models import Candidate
+    from generation.pipeline.config import validate
+    from tests.factories import ModelVersionFactory, RoundFactory, SegmentFactory
+
+    UserFactory(username="boss", role="admin")
+    rnd = RoundFactory(state="closed", config=validate({"curation": {"keep": "rubric", "threshold": 4.5}}))
+    scores = [1.0, 2.2, 3.9, 4.1, 4.6, 4.6, 5.0]
+    segments = SegmentFactory.create_batch(len(scores), corpus=rnd.corpus)
+    Candidate.objects.bulk_create(
+        [Candidate(round=rnd, segment=s, instruction="Q?", score=v) for s, v in zip(segments, scores, strict=True)]
+    )
+    rnd.forward_model = ModelVersionFactory(
+        role="forward", name="<b>fwd</b>", round=rnd, metrics={"loss_curve": [[1, 2.1], [2, 1.7], [3, 1.5]]}
+    )
+    rnd.metrics = {"evaluation": {"n": 4, "wins": 2, "ties": 1, "losses": 1, "win_rate": 0.5, "pairs": []}}
+    rnd.save()
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda m: (
+            violations.append(f"{m.text} {m.location['url']}")
+            if m.type in ("error", "warning") and not m.location["url"].endswith("/favicon.ico")
+            else None
+        ),
+    )
+    page.on("pageerror", lambda e: violations.append(str(e)))
+    page.add_init_script(
+        'document.addEventListener("securitypolicyviolation", (e) => console.error("CSP " + e.violatedDirective));'
+    )
+    login(page, "boss")
+    page.goto(reverse("round-detail", args=[rnd.number]))
+    page.wait_for_load_state("load")
+
+    charts = page.evaluate(CHARTS)
+    assert [c["kind"] for c in charts] == ["histogram", "line", "stacked-bar"]
+    assert all(c["drawn"] and c["width"] > 0 and c["height"] > 0 for c in charts), charts
+    geometry = page.evaluate(HISTOGRAM)
+    assert geometry["bins"] == 16 and geometry["worst"] < 0.5, geometry
+    marker = [213, 94, 0, 255]  # #D55E00, at 4.5 on the linear axis
+    assert any(
+        abs(p[0] - marker[0]) + abs(p[1] - marker[1]) + abs(p[2] - marker[2]) < 60 for p in geometry["markerPixels"]
+    ), geometry
+    assert not violations, violations
+
+    # The numbers are on the page as text too: the histogram's table, one keyboard press away.
+    figure = page.locator('figure[data-chart="histogram"]')
+    expect(figure.get_by_role("img")).to_have_attribute(
+        "aria-label", "rubric: expected score (1–5): 7 values, marker at 4.5"
+    )
+    figure.get_by_text("Data", exact=True).focus()
+    page.keyboard.press("Enter")
+    expect(figure.get_by_role("row", name="[4.5, 4.75) 2")).to_be_visible()
+    expect(figure.get_by_role("row", name="[4.75, 5] 1")).to_be_visible()

@@ -262,13 +262,18 @@ def test_a_closed_round_shows_its_evaluation_loss_curves_and_curation_agreement(
     rnd.save()
     html = admin_client.get(reverse("round-detail", args=[rnd.number])).content.decode()
     assert "Win rate" in html and "62%" in html and "Length-controlled win rate" in html and "60%" in html
-    assert html.count("<svg") >= 2, "loss curve and win/tie/loss bar"
+    assert html.count("<canvas") == 2, "loss curve and win/tie/loss bar"
+    assert 'aria-label="training loss: 3 points, step 1 to 3, loss 2.1 → 1.5 (min 1.5, max 2.1)"' in html
+    assert 'aria-label="win 50%, tie 25%, loss 25%"' in html
     assert "&lt;b&gt;hi&lt;/b&gt;" in html, "prompts are shown as text"
     assert "Precision" in html and "TP 1" in html
     models = admin_client.get(reverse("model-list")).content.decode()
-    assert "round-1-forward" in models and "win 62%" in models and "<svg" in models
+    assert "round-1-forward" in models and "win 62%" in models
+    assert 'aria-label="training loss: 3 values, 2.1 → 1.5 (min 1.5, max 2.1)"' in models, "the sparkline"
     rounds_page = admin_client.get(reverse("round-list")).content.decode()
     assert "62%" in rounds_page and "win rate by round" in rounds_page
+    trend = f"win rate %: 1 point, round {rnd.number} to {rnd.number}, win rate % 62.5 → 62.5 (min 62.5, max 62.5)"
+    assert f'aria-label="{trend}"' in rounds_page
 
 
 def test_the_launch_form_takes_an_ifd_band(admin_client, redis_conn, django_capture_on_commit_callbacks):
