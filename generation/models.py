@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from generation.pipeline.config import RoundConfig
+
 
 class Corpus(models.Model):
     """A named collection of cleaned web-text segments (the unlabelled y's of the papers)."""
@@ -148,6 +150,12 @@ class Round(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state not in {self.State.DRAFT, self.State.CLOSED, self.State.FAILED, self.State.CANCELLED}
+
+    @property
+    def cfg(self) -> RoundConfig:
+        """The frozen config, typed (pipeline/config.py); keys a round predates read as what applied then. Read
+        from `config` at each access (a few dozen microseconds), so it can never be stale."""
+        return RoundConfig.from_dict(self.config)
 
 
 #: The RQ queues: `gpu` for model work (one worker per accelerator), `default` for imports and health checks.

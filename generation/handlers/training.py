@@ -21,9 +21,9 @@ from generation.pipeline import training
 from generation.services.jobs import StageError, check_not_cancelled, job_progress, job_succeed
 
 
-def heldout_ids(rnd: Round) -> set[int]:
+def heldout_ids(rnd: Round) -> frozenset[int]:
     """The seed pairs frozen out of this round's training (its config), for the held-out evaluation."""
-    return set((rnd.config.get("heldout") or {}).get("ids") or [])
+    return rnd.cfg.heldout_ids
 
 
 def backward_training_rows(rnd: Round) -> list[dict[str, Any]]:
@@ -35,7 +35,7 @@ def backward_training_rows(rnd: Round) -> list[dict[str, Any]]:
         {"kind": "seed", "id": e.pk, "instruction": e.instruction, "response": e.response}
         for e in SeedExample.objects.filter(pk__in=ids).order_by("pk")
     ]
-    if rnd.config["train_backward"]["include_corrections"]:
+    if rnd.cfg.train_backward.include_corrections:
         corrected = (
             Candidate.objects.filter(round__number__lt=rnd.number, status=Candidate.Status.EDITED)
             .exclude(final_instruction="")
@@ -57,8 +57,8 @@ def forward_training_rows(rnd: Round) -> list[dict[str, Any]]:
         {"kind": e.source, "id": e.pk, "instruction": e.instruction, "response": e.response}
         for e in SeedExample.objects.filter(is_active=True).exclude(pk__in=heldout_ids(rnd)).order_by("pk")
     ]
-    cfg = rnd.config
-    if cfg["review"]["mode"] == "skip" or cfg["train_forward"]["include_unreviewed"]:
+    cfg = rnd.cfg
+    if cfg.review.mode == "skip" or cfg.train_forward.include_unreviewed:
         kept = rnd.candidates.filter(status=Candidate.Status.KEPT).select_related("segment").order_by("pk")
         rows += [{"kind": "web", "id": f"c{c.pk}", "instruction": c.instruction, "response": c.response} for c in kept]
     return rows
@@ -84,7 +84,8 @@ def _train(job: Job, *, role: str, rows: list[dict[str, Any]], examples: list[tr
         for row, example in zip(rows, examples, strict=True):
             f.write(json.dumps({"kind": row["kind"], "id": row["id"], **example}, ensure_ascii=False) + "\n")
     release()  # the generation engine is not needed while training: give its memory to the trainer
-    hparams = training.resolve_hparams(rnd.config["training"], on_gpu=finetune.on_gpu(), seed=rnd.config["seed"])
+    cfg = rnd.cfg
+    hparams = training.resolve_hparams(cfg.training, on_gpu=finetune.on_gpu(), seed=cfg.seed)
     result = finetune.finetune(
         base_path=base,
         out_dir=out_dir,
@@ -121,7 +122,7 @@ def _train(job: Job, *, role: str, rows: list[dict[str, Any]], examples: list[tr
 def run_train_backward(job: Job) -> dict[str, Any]:
     rnd = job.round
     rows = backward_training_rows(rnd)
-    max_chars = rnd.config["max_segment_chars"]
+    max_chars = rnd.cfg.max_segment_chars
     examples = [training.backward_example(r["instruction"], r["response"], max_chars=max_chars) for r in rows]
     return _train(job, role=ModelVersion.Role.BACKWARD, rows=rows, examples=examples)
 
