@@ -208,7 +208,7 @@ class Job(models.Model):
         indexes = [models.Index(fields=["status", "heartbeat_at"], name="job_status_heartbeat")]
 
     def __str__(self) -> str:
-        where = f"round {self.round.number} " if self.round_id else ""
+        where = f"round {self.round.number} " if self.round is not None else ""
         return f"{where}{self.stage}#{self.chunk} ({self.status})"
 
     @property

@@ -17,7 +17,7 @@ from generation.handlers.training import heldout_ids
 from generation.models import Job, ModelVersion, Round
 from generation.pipeline import evaluation, prompts, training
 from generation.selectors import curation_quality
-from generation.services.jobs import StageError, check_not_cancelled, job_progress, job_succeed
+from generation.services.jobs import StageError, check_not_cancelled, job_progress, job_round, job_succeed
 
 
 def _reference_model(rnd: Round) -> ModelVersion:
@@ -78,9 +78,10 @@ def run_evaluate(job: Job) -> dict[str, Any]:
     """M_{r+1} (candidate) vs M_r (reference): judged pairwise in both orders on the evaluation prompts, with
     the judge's order consistency; the held-out NLL of the reference answers (M_{r+1} vs M_r) and instructions
     (M_yx(r) vs B) with bootstrap intervals; and the agreement of each curation signal with the review."""
-    rnd = job.round
+    rnd = job_round(job)
     cfg = rnd.cfg
-    if rnd.forward_model_id is None:
+    candidate, reference = rnd.forward_model, _reference_model(rnd)
+    if candidate is None:
         raise StageError(f"round {rnd.number} has no forward model to evaluate")
     # Frozen at launch; older configs: the shipped set.
     eval_prompts = list(cfg.evaluation.prompts or builtin_eval_prompts())
@@ -88,12 +89,11 @@ def run_evaluate(job: Job) -> dict[str, Any]:
         eval_prompts = eval_prompts[: cfg.evaluation.limit]
     n = len(eval_prompts)
     held = heldout_items(rnd)
-    backward = rnd.backward_model if rnd.backward_model_id else None
+    backward = rnd.backward_model
     n_held = len(held["forward"])
     # candidate and reference answers, two judgements per prompt; held-out texts under 2 (or 4) models
     total = 4 * n + n_held * (4 if backward else 2)
     params = GenerationParams(max_new_tokens=cfg.evaluation.max_new_tokens, temperature=0.0, seed=cfg.seed)
-    candidate, reference = rnd.forward_model, _reference_model(rnd)
     judge = cfg.models.judge or rnd.base_model.path
     started = time.monotonic()
     answers_c = _generate_all(job, rnd, candidate.path, eval_prompts, 0, total, params)

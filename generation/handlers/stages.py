@@ -20,7 +20,7 @@ from generation.backends.base import Backend, BackendError, GenerationParams
 from generation.backends.registry import get_backend
 from generation.models import Job, Round, Segment
 from generation.pipeline import gates, parsing, prompts, scoring, signals
-from generation.services.jobs import StageError, check_not_cancelled, job_progress, job_succeed
+from generation.services.jobs import StageError, check_not_cancelled, job_progress, job_round, job_succeed
 
 
 @dataclass
@@ -53,9 +53,9 @@ def model_for(rnd: Round, stage: str) -> str:
     configured = rnd.cfg.models.get(stage)
     if configured:
         return configured
-    if stage == "augment" and rnd.backward_model_id:
+    if stage == "augment" and rnd.backward_model is not None:
         return rnd.backward_model.path
-    if stage == "curate" and rnd.curation_model_id:
+    if stage == "curate" and rnd.curation_model is not None:
         return rnd.curation_model.path
     return rnd.base_model.path
 
@@ -120,7 +120,7 @@ def _commit_chunk(job: Job, stats: ChunkStats, write: Callable[[], object]) -> d
 
 
 def run_augment(job: Job) -> dict[str, Any]:
-    rnd = job.round
+    rnd = job_round(job)
     cfg = rnd.cfg
     backend, model_path = _backend_for(rnd, "augment")
     segments = {s.id: s for s in Segment.objects.filter(id__in=job.payload["ids"])}
@@ -181,7 +181,7 @@ def run_augment(job: Job) -> dict[str, Any]:
 def run_curate(job: Job) -> dict[str, Any]:
     """Every pair gets the rubric score, the likelihood signals and its gate verdict; the keep rule is applied
     once the whole stage is scored (stage_advance)."""
-    rnd = job.round
+    rnd = job_round(job)
     cfg = rnd.cfg
     backend, model_path = _backend_for(rnd, "curate")
     candidates, ids = _chunk_candidates(job)
@@ -275,7 +275,7 @@ def candidate_gate(c: Candidate) -> str | None:
 
 
 def run_rewrite(job: Job) -> dict[str, Any]:
-    rnd = job.round
+    rnd = job_round(job)
     cfg = rnd.cfg
     backend, model_path = _backend_for(rnd, "rewrite")
     candidates, ids = _chunk_candidates(job)

@@ -18,7 +18,7 @@ from generation.backends.registry import release
 from generation.handlers.stages import check_model_path
 from generation.models import Job, ModelVersion, Round
 from generation.pipeline import training
-from generation.services.jobs import StageError, check_not_cancelled, job_progress, job_succeed
+from generation.services.jobs import StageError, check_not_cancelled, job_progress, job_round, job_succeed
 
 
 def heldout_ids(rnd: Round) -> frozenset[int]:
@@ -73,7 +73,7 @@ def _on_step(job: Job) -> Callable[[int, int], None]:
 
 
 def _train(job: Job, *, role: str, rows: list[dict[str, Any]], examples: list[training.Example]) -> dict[str, Any]:
-    rnd = job.round
+    rnd = job_round(job)
     if not examples:
         raise StageError(f"no training data for the {role} model of round {rnd.number}")
     base = rnd.base_model.path
@@ -120,7 +120,7 @@ def _train(job: Job, *, role: str, rows: list[dict[str, Any]], examples: list[tr
 
 
 def run_train_backward(job: Job) -> dict[str, Any]:
-    rnd = job.round
+    rnd = job_round(job)
     rows = backward_training_rows(rnd)
     max_chars = rnd.cfg.max_segment_chars
     examples = [training.backward_example(r["instruction"], r["response"], max_chars=max_chars) for r in rows]
@@ -128,7 +128,7 @@ def run_train_backward(job: Job) -> dict[str, Any]:
 
 
 def run_train_forward(job: Job) -> dict[str, Any]:
-    rnd = job.round
+    rnd = job_round(job)
     rows = forward_training_rows(rnd)
     source = {Source.SEED: "seed", Source.SAFETY: "safety", Source.WEB: "web"}
     examples = [training.forward_example(r["instruction"], r["response"], source[r["kind"]]) for r in rows]

@@ -10,7 +10,6 @@ so nothing reached through a section can be changed.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, Self
@@ -79,7 +78,9 @@ class Section:
     @classmethod
     def of(cls, value: Self | Mapping[str, Any] | None) -> Self:
         """`value` itself when it is this section already, else read from its dict."""
-        return value if isinstance(value, cls) else cls.from_dict(value)
+        if value is None or isinstance(value, Mapping):
+            return cls.from_dict(value)
+        return value
 
     def replace(self, **changes: Any) -> Self:
         """A copy with `changes` (a nested section is replaced whole)."""
@@ -90,12 +91,16 @@ class Section:
         return {f.name: thaw(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
-@functools.cache
+_FIELDS: dict[type[Section], dict[str, type[Section] | None]] = {}
+
+
 def _fields(cls: type[Section]) -> dict[str, type[Section] | None]:
     """A section's keys, each with its section class when it is a nested section (declared with
     `default_factory=TheSection`), else None."""
-    out: dict[str, type[Section] | None] = {}
-    for f in dataclasses.fields(cls):
-        factory = f.default_factory
-        out[f.name] = factory if isinstance(factory, type) and issubclass(factory, Section) else None
-    return out
+    if cls not in _FIELDS:
+        out: dict[str, type[Section] | None] = {}
+        for f in dataclasses.fields(cls):
+            factory = f.default_factory
+            out[f.name] = factory if isinstance(factory, type) and issubclass(factory, Section) else None
+        _FIELDS[cls] = out
+    return _FIELDS[cls]
