@@ -154,7 +154,7 @@ class Round(models.Model):
     @property
     def cfg(self) -> RoundConfig:
         """The frozen config, typed (pipeline/config.py); keys a round predates read as what applied then. Read
-        from `config` at each access (a few dozen microseconds), so it can never be stale."""
+        from `config` at each access (under 0.1 ms), so it can never be stale."""
         return RoundConfig.from_dict(self.config)
 
 
