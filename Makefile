@@ -16,7 +16,7 @@ help:
 	@echo "make test-fast  only the fast tests (no model, no browser)"
 	@echo "make stop       stop the web server and the worker"
 	@echo "make bench      speed benchmarks, ours vs a baseline side by side (bench/results.json)"
-	@echo "make lint       ruff check + format check + import contracts (also run first by make test)"
+	@echo "make lint       ruff check + format check + import contracts + mypy (also run first by make test)"
 
 $(STAMP): requirements.txt requirements-dev.txt scripts/bootstrap.sh
 	@scripts/bootstrap.sh
@@ -71,10 +71,12 @@ test: lint model
 test-fast: venv services
 	@$(PY) -m pytest -m "not model and not browser" $(PYTEST_ARGS)
 
-lint: venv
+# secrets: mypy's Django plugin loads the settings, which need .env's secret key.
+lint: venv secrets
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/lint-imports --no-cache >/dev/null || $(VENV)/bin/lint-imports --no-cache
-	@echo "[lint] ruff and the import contracts (pyproject.toml) pass"
+	@out=$$($(VENV)/bin/mypy 2>&1) || { echo "$$out"; exit 1; }
+	@echo "[lint] ruff, the import contracts and mypy (pyproject.toml) pass"
 
 format: venv
 	@$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .

@@ -23,7 +23,6 @@ from django.utils import timezone
 from annotation import services
 from annotation.models import Candidate, Lease, Review
 from generation.models import Round
-from generation.pipeline import signals
 
 DECISIONS = (Review.Action.ACCEPT, Review.Action.EDIT, Review.Action.REJECT)
 REJECT_REASONS = {
@@ -96,7 +95,7 @@ def plan_queue(
 @transaction.atomic
 def queue_build(*, round: Round) -> int:
     """Put the round's pairs in its review queue (idempotent: a rebuilt queue skips decided pairs)."""
-    cfg = round.config
+    cfg = round.cfg
     rows = list(
         round.candidates.filter(status__in=[Candidate.Status.KEPT, Candidate.Status.DROPPED])
         .annotate(by=Coalesce("keep_score", "score"))
@@ -104,14 +103,12 @@ def queue_build(*, round: Round) -> int:
         .values_list("id", "by", "status", "gate")
     )
     scored = [(cid, by, status == Candidate.Status.KEPT) for cid, by, status, _ in rows]
-    review = cfg.get("review", {})
-    cur = cfg["curation"]
     plan = plan_queue(
         scored,
         # The cut on the keep score's own scale; the IFD rule keeps a band (no single cut): the lowest kept.
-        threshold=cur["threshold"] if signals.rule_of(cur) != "ifd" else None,
-        audit_fraction=review.get("audit_fraction", 0.1),
-        seed=cfg.get("seed", 0),
+        threshold=cfg.curation.threshold if cfg.curation.keep != "ifd" else None,
+        audit_fraction=cfg.review.audit_fraction,
+        seed=cfg.seed,
         gates={cid: gate for cid, _, _, gate in rows if gate},
     )
     # One UPDATE … FROM unnest(arrays): a per-row bulk_update (one big CASE per batch) took minutes at 1M rows.
@@ -124,7 +121,7 @@ def queue_build(*, round: Round) -> int:
              WHERE c.id = v.id
             """,
             [
-                review.get("overlap", 1),
+                cfg.review.overlap,
                 [e.candidate_id for e in plan],
                 [e.priority for e in plan],
                 [e.is_audit for e in plan],
@@ -137,7 +134,7 @@ def queue_build(*, round: Round) -> int:
 
 
 def _lease_minutes(rnd: Round) -> int:
-    return rnd.config.get("review", {}).get("lease_minutes", 30)
+    return rnd.cfg.review.lease_minutes
 
 
 def _claimable(rnd: Round, user: AbstractBaseUser, now: Any) -> Any:

@@ -31,10 +31,13 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.common import ROOT, record, setup_django, timed
 from generation.handlers.stages import pair_likelihoods
+
+if TYPE_CHECKING:
+    from generation.pipeline.signals import CurationConfig
 
 SEED_DIR = ROOT.parent / "shared" / "data" / "seed"
 # Sized for about 5 minutes on 2 cores: scoring costs ~4 s per (real, mismatched, degenerate) triple on vLLM,
@@ -189,7 +192,7 @@ def gate(item: Item) -> str | None:
     )
 
 
-def keep_rank(row: dict[str, Any], gated: str | None, curation: dict[str, Any]) -> float:
+def keep_rank(row: dict[str, Any], gated: str | None, curation: CurationConfig) -> float:
     """The default keep rule's ranking: its keep score, with pairs it can never keep (gated, no score) last."""
     from generation.pipeline import signals
 
@@ -205,7 +208,7 @@ def bench_signals(backend, sets: dict[str, list[Item]], model: str, seconds: dic
     from generation.pipeline import config
 
     items = sets["real"] + sets["mismatched"] + sets["degenerate"]
-    rows, seconds["score"] = timed(lambda: curate_signals(backend, items, config.DEFAULTS["max_segment_chars"]))
+    rows, seconds["score"] = timed(lambda: curate_signals(backend, items, config.RoundConfig().max_segment_chars))
     print(f"[curation] scored {len(items)} pairs in {seconds['score']:.1f} s on {backend.name}")
     n_real, n_mis = len(sets["real"]), len(sets["mismatched"])
     real, mismatched, planted = rows[:n_real], rows[n_real : n_real + n_mis], rows[n_real + n_mis :]
@@ -218,7 +221,7 @@ def record_mismatched(real: list[dict], mismatched: list[dict], where: dict[str,
     """Real vs mismatched pairs, on the signals alone (the instructions are human-written: nothing to gate)."""
     from generation.pipeline import config, signals
 
-    rule = signals.RANK_SIGNAL[config.DEFAULTS["curation"]["keep"]]
+    rule = signals.RANK_SIGNAL[config.RoundConfig().curation.keep]
     rows, labels = real + mismatched, [True] * len(real) + [False] * len(mismatched)
     aucs = signals.signal_aucs(rows, labels)
     details = {
@@ -251,7 +254,7 @@ def record_degenerate(
     """Real vs planted degenerate pairs, each through the gates as `candidate_gate` puts it."""
     from generation.pipeline import config, signals
 
-    curation = config.DEFAULTS["curation"]
+    curation = config.RoundConfig().curation
     gated_real, gated_planted = [gate(it) for it in real_items], [gate(it) for it in planted_items]
     rows, gated = real + planted, gated_real + gated_planted
     labels = [True] * len(real) + [False] * len(planted)
@@ -264,7 +267,7 @@ def record_degenerate(
         value=signals.auc(ranks, labels),
         unit="AUC",
         baseline=signals.auc([r["rubric"] for r in rows], labels),
-        keep_rule=curation["keep"],
+        keep_rule=curation.keep,
         rubric_with_gates=_r(signals.auc(rubric_gated, labels)),
         signal_aucs_without_gates={k: _r(v) for k, v in signals.signal_aucs(rows, labels).items()},
         kept_share={
@@ -305,13 +308,13 @@ def heldout_split(pairs: list[dict[str, str]]) -> tuple[list[dict[str, str]], li
     """(training rows, held-out rows) by the round's own split (fraction 0.1, min 8)."""
     from generation.pipeline import config, training
 
-    held = config.DEFAULTS["heldout"]
+    held = config.RoundConfig().heldout
     ids = set(
         training.heldout_split(
             ((i, p["instruction"]) for i, p in enumerate(pairs)),
-            fraction=held["fraction"],
-            minimum=held["min"],
-            maximum=held["max"],
+            fraction=held.fraction,
+            minimum=held.min,
+            maximum=held.max,
         )
     )
     return [p for i, p in enumerate(pairs) if i not in ids], [p for i, p in enumerate(pairs) if i in ids]
@@ -334,14 +337,13 @@ def train_forward(model: str, rows: list[dict[str, str]], out_dir: str):
     from generation.pipeline import config, training
 
     examples = [training.forward_example(r["instruction"], r["response"], "seed") for r in rows]
-    cfg = {
-        **config.DEFAULTS["training"],
-        "max_steps": TRAIN_STEPS,
-        "learning_rate": TRAIN_LR,
-        "batch_size": TRAIN_BATCH,
-        "max_length": TRAIN_MAX_LENGTH,
-        "scale_down_on_cpu": False,  # its cap of 6 steps is what this benchmark needs to go past
-    }
+    cfg = config.RoundConfig().training.replace(
+        max_steps=TRAIN_STEPS,
+        learning_rate=TRAIN_LR,
+        batch_size=TRAIN_BATCH,
+        max_length=TRAIN_MAX_LENGTH,
+        scale_down_on_cpu=False,  # its cap of 6 steps is what this benchmark needs to go past
+    )
     hparams = training.resolve_hparams(cfg, on_gpu=finetune.on_gpu(), seed=SEED)
     result = finetune.finetune(base_path=model, out_dir=out_dir, examples=examples, hparams=hparams)
     return result, hparams

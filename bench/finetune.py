@@ -31,10 +31,10 @@ def bench_packing(model: str, steps: int = 3) -> None:
     from generation.pipeline import training
 
     examples = _forward_examples()
-    cfg = {**training.TRAINING_DEFAULTS, "max_steps": steps, "batch_size": 4, "max_length": 384}
+    cfg = training.TrainingConfig(max_steps=steps, batch_size=4, max_length=384)
     results = {}
     for packing in (True, False):
-        hp = training.resolve_hparams({**cfg, "packing": packing}, on_gpu=on_gpu())
+        hp = training.resolve_hparams(cfg.replace(packing=packing), on_gpu=on_gpu())
         out = Path(tempfile.mkdtemp(prefix="bench-ft-"))
         try:
             results[packing] = finetune(base_path=model, out_dir=out, examples=examples, hparams=hp, save=False)

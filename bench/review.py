@@ -246,7 +246,7 @@ def build_queue(rnd: Any) -> tuple[int, str]:
     n = rnd.candidates.count()
     if n <= QUEUE_BUILD_MAX:
         return queue.queue_build(round=rnd), "queue_build"
-    cfg, review = rnd.config, rnd.config.get("review", {})
+    cfg = rnd.cfg
     rows = rnd.candidates.filter(status__in=[Candidate.Status.KEPT, Candidate.Status.DROPPED]).exclude(score=None)
     scored = [
         (cid, score, status == Candidate.Status.KEPT)
@@ -254,9 +254,9 @@ def build_queue(rnd: Any) -> tuple[int, str]:
     ]
     plan = queue.plan_queue(
         scored,
-        threshold=cfg["curation"]["threshold"],
-        audit_fraction=review.get("audit_fraction", 0.1),
-        seed=cfg.get("seed", 0),
+        threshold=cfg.curation.threshold,
+        audit_fraction=cfg.review.audit_fraction,
+        seed=cfg.seed,
     )
     with transaction.atomic():
         with connection.cursor() as cur:
@@ -266,7 +266,7 @@ def build_queue(rnd: Any) -> tuple[int, str]:
             cur.execute(
                 f"UPDATE {_table(Candidate)} c SET in_queue = true, queue_priority = p.priority,"
                 " is_audit = p.audit, reviews_needed = %s FROM bench_plan p WHERE c.id = p.id",
-                [review.get("overlap", 1)],
+                [cfg.review.overlap],
             )
     return len(plan), "plan_queue + UPDATE FROM (queue_build too slow at this size)"
 

@@ -82,24 +82,24 @@ class RoundLaunchForm(forms.Form):
 
     @classmethod
     def initial_values(cls) -> dict[str, Any]:
-        d = round_config.DEFAULTS
+        d = round_config.RoundConfig()
         default_base = ModelVersion.objects.filter(role="base", path=str(Path(settings.DEFAULT_MODEL).resolve()))
         newest = selectors.launchable_corpora().order_by("-created_at").first()
         return {
             "corpus": newest,
             "base_model": default_base.first() or ModelVersion.objects.filter(role="base").first(),
-            "backend": d["backend"],
-            "sample_size": d["sample_size"],
-            "chunk_size": d["chunk_size"],
-            "keep_rule": d["curation"]["keep"],
+            "backend": d.backend,
+            "sample_size": d.sample_size,
+            "chunk_size": d.chunk_size,
+            "keep_rule": d.curation.keep,
             "keep": "threshold",
-            "threshold": d["curation"]["threshold"],
-            "order": d["order"],
-            "review": d["review"]["mode"],
-            "overlap": d["review"]["overlap"],
-            "audit_fraction": d["review"]["audit_fraction"],
-            "train_backward": True,
-            "training_method": d["training"]["method"],
+            "threshold": d.curation.threshold,
+            "order": d.order,
+            "review": d.review.mode,
+            "overlap": d.review.overlap,
+            "audit_fraction": d.review.audit_fraction,
+            "train_backward": d.train_backward.enabled,
+            "training_method": d.training.method,
         }
 
     def clean(self) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from generation.pipeline.config import RoundConfig
+
 
 class Corpus(models.Model):
     """A named collection of cleaned web-text segments (the unlabelled y's of the papers)."""
@@ -149,6 +151,12 @@ class Round(models.Model):
     def is_active(self) -> bool:
         return self.state not in {self.State.DRAFT, self.State.CLOSED, self.State.FAILED, self.State.CANCELLED}
 
+    @property
+    def cfg(self) -> RoundConfig:
+        """The frozen config, typed (pipeline/config.py); keys a round predates read as what applied then. Read
+        from `config` at each access (under 0.1 ms), so it can never be stale."""
+        return RoundConfig.from_dict(self.config)
+
 
 #: The RQ queues: `gpu` for model work (one worker per accelerator), `default` for imports and health checks.
 QUEUES = ("gpu", "default")
@@ -200,7 +208,7 @@ class Job(models.Model):
         indexes = [models.Index(fields=["status", "heartbeat_at"], name="job_status_heartbeat")]
 
     def __str__(self) -> str:
-        where = f"round {self.round.number} " if self.round_id else ""
+        where = f"round {self.round.number} " if self.round is not None else ""
         return f"{where}{self.stage}#{self.chunk} ({self.status})"
 
     @property

@@ -21,7 +21,7 @@ from app.binning import Bins, sql_bins, sql_range
 from app.env import redact_url
 from generation.models import QUEUES, Corpus, Job, ModelVersion, Round, Segment
 from generation.pipeline import evaluation, gates, signals
-from generation.pipeline.config import round_stages as stage_list
+from generation.pipeline.signals import CurationConfig
 
 
 @dataclass
@@ -132,7 +132,7 @@ def _stage_state(rnd: Round, stage: str, order: tuple[str, ...], progress: dict[
         return "current"
     if rnd.state == Round.State.CLOSED or (rnd.state in order and order.index(rnd.state) > order.index(stage)):
         if stage == Round.State.REVIEW:
-            return "done" if rnd.config["review"]["mode"] == "human" else "skipped"
+            return "done" if rnd.cfg.review.mode == "human" else "skipped"
         return "done" if progress["launched"] else "skipped"
     if progress["launched"] and chunks.get("done", 0) == sum(chunks.values()):
         return "done"
@@ -166,7 +166,7 @@ def stage_progress(*, round: Round, stage: str) -> dict[str, Any]:
 def round_stages(rnd: Round) -> list[dict[str, Any]]:
     """Every stage of the round (the timeline): state, progress, chunk states and the errors of failed chunks."""
 
-    order = stage_list(rnd.config)
+    order = rnd.cfg.round_stages()
     rows = []
     for stage in order:
         progress = stage_progress(round=rnd, stage=stage)
@@ -243,8 +243,8 @@ def round_gate_counts(rnd: Round) -> list[dict[str, Any]]:
 def round_keep_scores(rnd: Round) -> dict[str, Any] | None:
     """The keep rule's scores for the histogram: counts binned by PostgreSQL over a range that holds them, the
     signal's name and the cut."""
-    cur = rnd.config.get("curation", {})
-    signal = signals.RANK_SIGNAL[signals.rule_of(cur)]
+    cur = rnd.cfg.curation
+    signal = signals.RANK_SIGNAL[cur.keep]
     if signal == "rubric":
         return None  # the rubric histogram is drawn already
     found = sql_range(rnd.candidates.all(), "keep_score")
@@ -258,25 +258,25 @@ def round_keep_scores(rnd: Round) -> dict[str, Any] | None:
         "label": signals.LABELS[signal],
         "lo": lo,
         "hi": hi,
-        "marker": cur.get("threshold"),
+        "marker": cur.threshold,
     }
 
 
-def keep_rule_text(curation: dict[str, Any]) -> str:
+def keep_rule_text(curation: CurationConfig) -> str:
     """The keep rule in words, for the round's header."""
-    rule = signals.rule_of(curation)
+    rule = curation.keep
     signal = signals.RANK_SIGNAL[rule]
     parts = []
-    if curation.get("top_k"):
-        parts.append(f"keep the top {curation['top_k']} by {signal}")
-    elif curation.get("threshold") is not None:
-        parts.append(f"keep {signal} ≥ {curation['threshold']:g}")
-    floor = curation.get("min_agreement")
+    if curation.top_k:
+        parts.append(f"keep the top {curation.top_k} by {signal}")
+    elif curation.threshold is not None:
+        parts.append(f"keep {signal} ≥ {curation.threshold:g}")
+    floor = curation.min_agreement
     if floor is None and rule == "agreement_rubric":
         floor = 0.0
     if floor is not None:
         parts.append(f"agreement ≥ {floor:g}")
-    band = curation.get("ifd_band")
+    band = curation.ifd_band
     if band:
         lo = "" if band[0] is None else f"{band[0]:g} ≤ "
         hi = "" if band[1] is None else f" < {band[1]:g}"

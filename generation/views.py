@@ -89,8 +89,11 @@ def _verdict_parts(evaluation: dict | None) -> list[list]:
 
 
 def _round_context(rnd: Round) -> dict:
+    cfg = rnd.cfg
+    curation = cfg.curation
     return {
         "round": rnd,
+        "cfg": cfg,
         "stages": selectors.round_stages(rnd),
         "counts": selectors.round_candidate_counts(rnd),
         "review": selectors.review_progress(rnd),
@@ -101,11 +104,9 @@ def _round_context(rnd: Round) -> dict:
         "feedback": rnd.metrics.get("feedback"),
         "scores": selectors.round_scores(rnd),
         "keep_scores": selectors.round_keep_scores(rnd),
-        "keep_rule": selectors.keep_rule_text(rnd.config.get("curation", {})),
+        "keep_rule": selectors.keep_rule_text(curation),
         "gate_counts": selectors.round_gate_counts(rnd),
-        "rubric_marker": rnd.config.get("curation", {}).get("threshold")
-        if signals.RANK_SIGNAL[signals.rule_of(rnd.config.get("curation", {}))] == "rubric"
-        else None,
+        "rubric_marker": curation.threshold if signals.RANK_SIGNAL[curation.keep] == "rubric" else None,
         "models": [m for m in (rnd.backward_model, rnd.forward_model) if m is not None],
     }
 

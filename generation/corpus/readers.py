@@ -30,7 +30,7 @@ import zlib
 from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, BinaryIO
 
 __all__ = ["Document", "ReadError", "ReadStats", "detect_kind", "read_documents", "KINDS"]
 
@@ -229,7 +229,7 @@ def _counted(documents: Generator[Document], path: Path, stats: ReadStats) -> It
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _open_binary(path: Path) -> IO[bytes]:
+def _open_binary(path: Path) -> BinaryIO | gzip.GzipFile:
     """A buffered binary stream of the decompressed content; gzip is recognised by its magic bytes."""
     with open(path, "rb") as probe:
         magic = probe.read(2)
@@ -244,7 +244,7 @@ class _LineTooLong(Exception):
     pass
 
 
-def _read_line(stream: IO[bytes], max_bytes: int) -> bytes:
+def _read_line(stream: BinaryIO | gzip.GzipFile, max_bytes: int) -> bytes:
     """The next line with its newline (b"" at the end of the stream), reading at most `_LINE_CHUNK` bytes per
     call and at most `max_bytes + 2` bytes in all; `_LineTooLong` when the line without its newline is longer
     than `max_bytes`. A refused line is never joined into one buffer."""
@@ -528,6 +528,7 @@ def _decode_http_body(raw: bytes, headers, max_bytes: int, stats: ReadStats) -> 
     coding = (headers.get("Content-Encoding") or "").strip().lower()
     if coding in ("", "identity", "none", "utf-8", "utf8"):
         return raw
+    body: bytes | None
     try:
         if coding in ("gzip", "x-gzip", "deflate"):
             # gzip or zlib-wrapped (wbits 47 detects either); raw deflate for "deflate" without a zlib header

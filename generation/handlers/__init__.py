@@ -73,7 +73,7 @@ def _run_claimed(job_id: int) -> str:
         permanent = getattr(exc, "permanent", True)
         logger.warning("job %s failed (permanent=%s): %s", job_id, permanent, exc)
         job_runtime.job_fail(job=job, error=exc, permanent=permanent)
-        if job.round_id and permanent:
+        if permanent and job.round is not None:
             try:
                 round_transition(round=job.round, to=Round.State.FAILED, error=str(exc))
             except IllegalTransition as refused:  # cancelled (or closed) meanwhile: that state stands

@@ -17,7 +17,7 @@ from generation.handlers.training import heldout_ids
 from generation.models import Job, ModelVersion, Round
 from generation.pipeline import evaluation, prompts, training
 from generation.selectors import curation_quality
-from generation.services.jobs import StageError, check_not_cancelled, job_progress, job_succeed
+from generation.services.jobs import StageError, check_not_cancelled, job_progress, job_round, job_succeed
 
 
 def _reference_model(rnd: Round) -> ModelVersion:
@@ -30,7 +30,7 @@ def _generate_all(
 ) -> list[str]:
     backend = backend_for_path(rnd, "evaluate", path)
     out: list[str] = []
-    size = rnd.config["batch_size"]
+    size = rnd.cfg.batch_size
     for i in range(0, len(items), size):
         check_not_cancelled(job)
         batch = [training.inference_messages(p) for p in items[i : i + size]]
@@ -51,7 +51,7 @@ def _loglik_all(
     `_generate_all`; items are (messages, text)."""
     backend = backend_for_path(rnd, "evaluate", path)
     out: list[tuple[float, int]] = []
-    size = rnd.config["batch_size"]
+    size = rnd.cfg.batch_size
     for i in range(0, len(items), size):
         check_not_cancelled(job)
         batch = items[i : i + size]
@@ -65,7 +65,7 @@ def heldout_items(rnd: Round) -> dict[str, list[tuple[Any, str]]]:
     """What the held-out NLL reads: reference answers after their instruction (forward models, asked as in
     evaluation), and reference instructions after their answer (backward models, asked as in augment)."""
     pairs = _heldout_pairs(rnd)
-    max_chars = rnd.config["max_segment_chars"]
+    max_chars = rnd.cfg.max_segment_chars
     return {
         "forward": [(training.inference_messages(x), y.strip()) for x, y in pairs],
         "backward": [
@@ -78,22 +78,23 @@ def run_evaluate(job: Job) -> dict[str, Any]:
     """M_{r+1} (candidate) vs M_r (reference): judged pairwise in both orders on the evaluation prompts, with
     the judge's order consistency; the held-out NLL of the reference answers (M_{r+1} vs M_r) and instructions
     (M_yx(r) vs B) with bootstrap intervals; and the agreement of each curation signal with the review."""
-    rnd = job.round
-    cfg = rnd.config["evaluation"]
-    if rnd.forward_model_id is None:
+    rnd = job_round(job)
+    cfg = rnd.cfg
+    candidate, reference = rnd.forward_model, _reference_model(rnd)
+    if candidate is None:
         raise StageError(f"round {rnd.number} has no forward model to evaluate")
-    eval_prompts = cfg["prompts"] or builtin_eval_prompts()  # frozen at launch; older configs: the shipped set
-    if cfg["limit"]:
-        eval_prompts = eval_prompts[: cfg["limit"]]
+    # Frozen at launch; older configs: the shipped set.
+    eval_prompts = list(cfg.evaluation.prompts or builtin_eval_prompts())
+    if cfg.evaluation.limit:
+        eval_prompts = eval_prompts[: cfg.evaluation.limit]
     n = len(eval_prompts)
     held = heldout_items(rnd)
-    backward = rnd.backward_model if rnd.backward_model_id else None
+    backward = rnd.backward_model
     n_held = len(held["forward"])
     # candidate and reference answers, two judgements per prompt; held-out texts under 2 (or 4) models
     total = 4 * n + n_held * (4 if backward else 2)
-    params = GenerationParams(max_new_tokens=cfg["max_new_tokens"], temperature=0.0, seed=rnd.config["seed"])
-    candidate, reference = rnd.forward_model, _reference_model(rnd)
-    judge = rnd.config["models"]["judge"] or rnd.base_model.path
+    params = GenerationParams(max_new_tokens=cfg.evaluation.max_new_tokens, temperature=0.0, seed=cfg.seed)
+    judge = cfg.models.judge or rnd.base_model.path
     started = time.monotonic()
     answers_c = _generate_all(job, rnd, candidate.path, eval_prompts, 0, total, params)
     held_c = _loglik_all(job, rnd, candidate.path, held["forward"], n, total)
@@ -104,7 +105,7 @@ def run_evaluate(job: Job) -> dict[str, Any]:
     first = [prompts.judge_messages(p, c, r) for p, c, r in zip(eval_prompts, answers_c, answers_r, strict=True)]
     second = [prompts.judge_messages(p, r, c) for p, c, r in zip(eval_prompts, answers_c, answers_r, strict=True)]
     probs: list[list[float]] = []
-    size = rnd.config["batch_size"]
+    size = cfg.batch_size
     for i in range(0, 2 * n, size):
         check_not_cancelled(job)
         batch = (first + second)[i : i + size]
@@ -113,7 +114,7 @@ def run_evaluate(job: Job) -> dict[str, Any]:
     judged = time.monotonic()
     heldout: dict[str, Any] = {
         "forward": {
-            **evaluation.nll_comparison(held_c, held_r, seed=rnd.config["seed"]),
+            **evaluation.nll_comparison(held_c, held_r, seed=cfg.seed),
             "new_model": candidate.name,
             "old_model": reference.name,
         }
@@ -123,7 +124,7 @@ def run_evaluate(job: Job) -> dict[str, Any]:
         bw_base = _loglik_all(job, rnd, rnd.base_model.path, held["backward"], done, total, prompts.BACKWARD_PREFIX)
         bw_new = _loglik_all(job, rnd, backward.path, held["backward"], done + n_held, total, prompts.BACKWARD_PREFIX)
         heldout["backward"] = {
-            **evaluation.nll_comparison(bw_new, bw_base, seed=rnd.config["seed"]),
+            **evaluation.nll_comparison(bw_new, bw_base, seed=cfg.seed),
             "new_model": backward.name,
             "old_model": rnd.base_model.name,
         }
@@ -137,7 +138,7 @@ def run_evaluate(job: Job) -> dict[str, Any]:
         "candidate": {"id": candidate.pk, "name": candidate.name, "path": candidate.path},
         "reference": {"id": reference.pk, "name": reference.name, "path": reference.path},
         "judge": judge,
-        "prompt_set": cfg.get("prompt_set") or "uploaded",
+        "prompt_set": cfg.evaluation.prompt_set or "uploaded",
         "generate_seconds": round(generated - started, 2),
         "judge_pairs_per_s": round(n / (judged - generated), 3) if judged > generated else None,
         "pairs": [

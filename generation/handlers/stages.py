@@ -20,7 +20,7 @@ from generation.backends.base import Backend, BackendError, GenerationParams
 from generation.backends.registry import get_backend
 from generation.models import Job, Round, Segment
 from generation.pipeline import gates, parsing, prompts, scoring, signals
-from generation.services.jobs import StageError, check_not_cancelled, job_progress, job_succeed
+from generation.services.jobs import StageError, check_not_cancelled, job_progress, job_round, job_succeed
 
 
 @dataclass
@@ -50,12 +50,12 @@ class ChunkStats:
 
 def model_for(rnd: Round, stage: str) -> str:
     """The model directory a stage of this round uses (DESIGN.md: augment with M_yx(r), curate with M_r)."""
-    configured = rnd.config["models"].get(stage)
+    configured = rnd.cfg.models.get(stage)
     if configured:
         return configured
-    if stage == "augment" and rnd.backward_model_id:
+    if stage == "augment" and rnd.backward_model is not None:
         return rnd.backward_model.path
-    if stage == "curate" and rnd.curation_model_id:
+    if stage == "curate" and rnd.curation_model is not None:
         return rnd.curation_model.path
     return rnd.base_model.path
 
@@ -69,7 +69,8 @@ def backend_for_path(rnd: Round, stage: str, path: str) -> Backend:
     """The worker's backend for `path` (loaded once, reused across chunks), as a StageError when it cannot load."""
     check_model_path(path, stage)
     try:
-        return get_backend(rnd.config["backend"], path, batch_size=rnd.config["batch_size"])
+        cfg = rnd.cfg
+        return get_backend(cfg.backend, path, batch_size=cfg.batch_size)
     except BackendError as exc:
         raise StageError(str(exc), permanent=exc.permanent) from exc
 
@@ -95,7 +96,7 @@ def _lineage(rnd: Round, stage: str, model_path: str, backend: Backend, **more: 
     return {
         f"{stage}_model": model_path,
         f"{stage}_backend": backend.name,
-        f"{stage}_prompt": rnd.config["prompts"].get(
+        f"{stage}_prompt": rnd.cfg.prompts.get(
             {"augment": "backward", "curate": "curate", "rewrite": "rewrite"}[stage]
         ),
         "config_hash": rnd.config_hash,
@@ -119,16 +120,16 @@ def _commit_chunk(job: Job, stats: ChunkStats, write: Callable[[], object]) -> d
 
 
 def run_augment(job: Job) -> dict[str, Any]:
-    rnd = job.round
-    cfg = rnd.config
+    rnd = job_round(job)
+    cfg = rnd.cfg
     backend, model_path = _backend_for(rnd, "augment")
     segments = {s.id: s for s in Segment.objects.filter(id__in=job.payload["ids"])}
     ids = [i for i in job.payload["ids"] if i in segments]
     params = GenerationParams(
-        max_new_tokens=cfg["generation"]["augment_max_new_tokens"],
-        temperature=cfg["generation"]["temperature"],
-        seed=cfg["seed"],
-        repetition_penalty=cfg["generation"].get("repetition_penalty", 1.0),
+        max_new_tokens=cfg.generation.augment_max_new_tokens,
+        temperature=cfg.generation.temperature,
+        seed=cfg.seed,
+        repetition_penalty=cfg.generation.repetition_penalty,
     )
     stats = ChunkStats(items=len(ids))
     rows: list[Candidate] = []
@@ -136,7 +137,7 @@ def run_augment(job: Job) -> dict[str, Any]:
     def work(batch: list[int]) -> None:
         texts = []
         for sid in batch:
-            text, cut = prompts.truncate(parsing.clean_text(segments[sid].text), cfg["max_segment_chars"])
+            text, cut = prompts.truncate(parsing.clean_text(segments[sid].text), cfg.max_segment_chars)
             texts.append((text, cut))
         outputs = backend.generate(
             [prompts.backward_messages(t) for t, _ in texts], params, assistant_prefix=prompts.BACKWARD_PREFIX
@@ -164,7 +165,7 @@ def run_augment(job: Job) -> dict[str, Any]:
                 )
             )
 
-    _in_batches(job, ids, cfg["batch_size"], work, stats)
+    _in_batches(job, ids, cfg.batch_size, work, stats)
     return _commit_chunk(
         job,
         stats,
@@ -180,11 +181,11 @@ def run_augment(job: Job) -> dict[str, Any]:
 def run_curate(job: Job) -> dict[str, Any]:
     """Every pair gets the rubric score, the likelihood signals and its gate verdict; the keep rule is applied
     once the whole stage is scored (stage_advance)."""
-    rnd = job.round
-    cfg = rnd.config
+    rnd = job_round(job)
+    cfg = rnd.cfg
     backend, model_path = _backend_for(rnd, "curate")
     candidates, ids = _chunk_candidates(job)
-    rationale = cfg["curation"]["rationale"]
+    rationale = cfg.curation.rationale
     stats = ChunkStats(items=len(ids), extra={"parsed_scores": 0, "unparseable_scores": 0, "gated": 0})
 
     def work(batch: list[int]) -> None:
@@ -192,7 +193,7 @@ def run_curate(job: Job) -> dict[str, Any]:
         for cid in batch:
             c = candidates[cid]
             response = c.rewritten_response or c.segment.text
-            text, cut = prompts.truncate(parsing.clean_text(response), cfg["max_segment_chars"])
+            text, cut = prompts.truncate(parsing.clean_text(response), cfg.max_segment_chars)
             stats.truncated += cut
             pairs.append((c.instruction, text))
         scored = pair_signals(backend, pairs)
@@ -200,14 +201,14 @@ def run_curate(job: Job) -> dict[str, Any]:
         if rationale:
             outputs = backend.generate(
                 [prompts.curate_messages(x, y, rationale=True) for x, y in pairs],
-                GenerationParams(max_new_tokens=cfg["generation"]["rationale_max_new_tokens"]),
+                GenerationParams(max_new_tokens=cfg.generation.rationale_max_new_tokens),
             )
         for n, cid in enumerate(batch):
             c = candidates[cid]
             dist, c.signals = scored[n]
             c.score_distribution = dist
             c.score = scoring.expected_score(dist)
-            c.keep_score = signals.keep_score(c.signals, cfg["curation"])
+            c.keep_score = signals.keep_score(c.signals, cfg.curation)
             c.gate = c.gate or candidate_gate(c) or ""
             stats.extra["gated"] += bool(c.gate)
             c.lineage = {
@@ -223,7 +224,7 @@ def run_curate(job: Job) -> dict[str, Any]:
                 c.rationale = parsing.parse_rationale(out.text)
                 stats.extra["parsed_scores" if c.parsed_score else "unparseable_scores"] += 1
 
-    _in_batches(job, ids, cfg["batch_size"], work, stats)
+    _in_batches(job, ids, cfg.batch_size, work, stats)
     fields = ["score", "score_distribution", "parsed_score", "rationale", "signals", "keep_score", "gate", "lineage"]
     return _commit_chunk(job, stats, lambda: Candidate.objects.bulk_update([candidates[i] for i in ids], fields))
 
@@ -274,16 +275,16 @@ def candidate_gate(c: Candidate) -> str | None:
 
 
 def run_rewrite(job: Job) -> dict[str, Any]:
-    rnd = job.round
-    cfg = rnd.config
+    rnd = job_round(job)
+    cfg = rnd.cfg
     backend, model_path = _backend_for(rnd, "rewrite")
     candidates, ids = _chunk_candidates(job)
     params = GenerationParams(
-        max_new_tokens=cfg["generation"]["rewrite_max_new_tokens"],
-        temperature=cfg["generation"]["temperature"],
-        seed=cfg["seed"],
+        max_new_tokens=cfg.generation.rewrite_max_new_tokens,
+        temperature=cfg.generation.temperature,
+        seed=cfg.seed,
         stop=(prompts.REWRITE_CLOSE,),
-        repetition_penalty=cfg["generation"].get("repetition_penalty", 1.0),
+        repetition_penalty=cfg.generation.repetition_penalty,
     )
     stats = ChunkStats(items=len(ids), extra={"gated": 0})
 
@@ -291,7 +292,7 @@ def run_rewrite(job: Job) -> dict[str, Any]:
         convs = []
         for cid in batch:
             c = candidates[cid]
-            text, cut = prompts.truncate(parsing.clean_text(c.segment.text), cfg["max_segment_chars"])
+            text, cut = prompts.truncate(parsing.clean_text(c.segment.text), cfg.max_segment_chars)
             stats.truncated += cut
             convs.append(prompts.rewrite_messages(c.instruction, text))
         outputs = backend.generate(convs, params, assistant_prefix=prompts.REWRITE_PREFIX)
@@ -315,6 +316,6 @@ def run_rewrite(job: Job) -> dict[str, Any]:
                 if c.status == Candidate.Status.KEPT:  # kept_by_curation stays: the keep rule did keep it
                     c.status = Candidate.Status.DROPPED
 
-    _in_batches(job, ids, cfg["batch_size"], work, stats)
+    _in_batches(job, ids, cfg.batch_size, work, stats)
     fields = ["rewritten_response", "lineage", "gate", "status"]
     return _commit_chunk(job, stats, lambda: Candidate.objects.bulk_update([candidates[i] for i in ids], fields))

@@ -17,12 +17,12 @@ from generation.backends.registry import get_trainer, release
 from generation.handlers.stages import check_model_path
 from generation.models import Job, ModelVersion, Round
 from generation.pipeline import training
-from generation.services.jobs import StageError, check_not_cancelled, job_progress, job_succeed
+from generation.services.jobs import StageError, check_not_cancelled, job_progress, job_round, job_succeed
 
 
-def heldout_ids(rnd: Round) -> set[int]:
+def heldout_ids(rnd: Round) -> frozenset[int]:
     """The seed pairs frozen out of this round's training (its config), for the held-out evaluation."""
-    return set((rnd.config.get("heldout") or {}).get("ids") or [])
+    return rnd.cfg.heldout_ids
 
 
 def backward_training_rows(rnd: Round) -> list[dict[str, Any]]:
@@ -34,7 +34,7 @@ def backward_training_rows(rnd: Round) -> list[dict[str, Any]]:
         {"kind": "seed", "id": e.pk, "instruction": e.instruction, "response": e.response}
         for e in SeedExample.objects.filter(pk__in=ids).order_by("pk")
     ]
-    if rnd.config["train_backward"]["include_corrections"]:
+    if rnd.cfg.train_backward.include_corrections:
         corrected = (
             Candidate.objects.filter(round__number__lt=rnd.number, status=Candidate.Status.EDITED)
             .exclude(final_instruction="")
@@ -56,8 +56,8 @@ def forward_training_rows(rnd: Round) -> list[dict[str, Any]]:
         {"kind": e.source, "id": e.pk, "instruction": e.instruction, "response": e.response}
         for e in SeedExample.objects.filter(is_active=True).exclude(pk__in=heldout_ids(rnd)).order_by("pk")
     ]
-    cfg = rnd.config
-    if cfg["review"]["mode"] == "skip" or cfg["train_forward"]["include_unreviewed"]:
+    cfg = rnd.cfg
+    if cfg.review.mode == "skip" or cfg.train_forward.include_unreviewed:
         kept = rnd.candidates.filter(status=Candidate.Status.KEPT).select_related("segment").order_by("pk")
         rows += [{"kind": "web", "id": f"c{c.pk}", "instruction": c.instruction, "response": c.response} for c in kept]
     return rows
@@ -72,7 +72,7 @@ def _on_step(job: Job) -> Callable[[int, int], None]:
 
 
 def _train(job: Job, *, role: str, rows: list[dict[str, Any]], examples: list[training.Example]) -> dict[str, Any]:
-    rnd = job.round
+    rnd = job_round(job)
     if not examples:
         raise StageError(f"no training data for the {role} model of round {rnd.number}")
     base = rnd.base_model.path
@@ -83,8 +83,9 @@ def _train(job: Job, *, role: str, rows: list[dict[str, Any]], examples: list[tr
         for row, example in zip(rows, examples, strict=True):
             f.write(json.dumps({"kind": row["kind"], "id": row["id"], **example}, ensure_ascii=False) + "\n")
     release()  # the generation engine is not needed while training: give its memory to the trainer
-    trainer = get_trainer(rnd.config["backend"])
-    hparams = training.resolve_hparams(rnd.config["training"], on_gpu=trainer.on_gpu(), seed=rnd.config["seed"])
+    cfg = rnd.cfg
+    trainer = get_trainer(cfg.backend)
+    hparams = training.resolve_hparams(cfg.training, on_gpu=trainer.on_gpu(), seed=cfg.seed)
     result = trainer.finetune(
         base_path=base,
         out_dir=out_dir,
@@ -119,15 +120,15 @@ def _train(job: Job, *, role: str, rows: list[dict[str, Any]], examples: list[tr
 
 
 def run_train_backward(job: Job) -> dict[str, Any]:
-    rnd = job.round
+    rnd = job_round(job)
     rows = backward_training_rows(rnd)
-    max_chars = rnd.config["max_segment_chars"]
+    max_chars = rnd.cfg.max_segment_chars
     examples = [training.backward_example(r["instruction"], r["response"], max_chars=max_chars) for r in rows]
     return _train(job, role=ModelVersion.Role.BACKWARD, rows=rows, examples=examples)
 
 
 def run_train_forward(job: Job) -> dict[str, Any]:
-    rnd = job.round
+    rnd = job_round(job)
     rows = forward_training_rows(rnd)
     source = {Source.SEED: "seed", Source.SAFETY: "safety", Source.WEB: "web"}
     examples = [training.forward_example(r["instruction"], r["response"], source[r["kind"]]) for r in rows]

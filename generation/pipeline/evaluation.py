@@ -349,6 +349,8 @@ def parse_prompts_jsonl(text: str) -> list[str]:
     seen: set[str] = set()
     errors: list[str] = []
     n_errors = 0
+    prompt: str | None
+    problem: str | None
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -438,6 +440,7 @@ def nll_comparison(
         return {"n": 0, "tokens": 0, "new": empty, "old": empty, "delta": empty, "improved": None}
     everything = range(n)
     new_nll, old_nll = _per_token(new, everything), _per_token(old, everything)
+    assert new_nll is not None and old_nll is not None  # n > 0 texts kept, each with tokens
     rng = random.Random(seed)
     boot_new, boot_old, boot_delta = [], [], []
     for _ in range(samples if n > 1 else 0):

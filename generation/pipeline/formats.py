@@ -33,6 +33,14 @@ MAX_PROBLEMS_SHOWN = 50
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 _WS = re.compile(r"[ \t\n\r]*")
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    """The index of the first character at or after `pos` that is not JSON whitespace."""
+    match = _WS.match(text, pos)  # matches at every position (the empty string at worst)
+    return match.end() if match else pos
+
+
 _KEY = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:')
 
 
@@ -186,7 +194,7 @@ def _jsonl_objects(text: str, problems: list[tuple[int, str]]) -> Iterator[tuple
 def _array_objects(text: str, problems: list[tuple[int, str]]) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line where it starts, object) for every item of a JSON array file, decoded one item at a time."""
     decoder = json.JSONDecoder()
-    pos, line, counted = _WS.match(text, 0).end(), 1, 0
+    pos, line, counted = _skip_ws(text, 0), 1, 0
 
     def line_at(index: int) -> int:
         nonlocal line, counted
@@ -199,7 +207,7 @@ def _array_objects(text: str, problems: list[tuple[int, str]]) -> Iterator[tuple
     if text[pos] != "[":
         problems.append((line_at(pos), "expected a JSON array ('[') of objects"))
         return
-    pos = _WS.match(text, pos + 1).end()
+    pos = _skip_ws(text, pos + 1)
     if text.startswith("]", pos):
         pos += 1
     else:
@@ -219,9 +227,9 @@ def _array_objects(text: str, problems: list[tuple[int, str]]) -> Iterator[tuple
                 problems.append((start, f"expected a JSON object, got {_json_type(obj)}"))
             else:
                 yield start, obj
-            pos = _WS.match(text, end).end()
+            pos = _skip_ws(text, end)
             if text.startswith(",", pos):
-                pos = _WS.match(text, pos + 1).end()
+                pos = _skip_ws(text, pos + 1)
                 if pos == len(text) or text[pos] == "]":
                     problems.append((line_at(pos), "invalid JSON (trailing comma in the array)"))
                     return
@@ -231,7 +239,7 @@ def _array_objects(text: str, problems: list[tuple[int, str]]) -> Iterator[tuple
             else:
                 problems.append((line_at(pos), "invalid JSON (expected ',' or ']' after an array item)"))
                 return
-    rest = _WS.match(text, pos).end()
+    rest = _skip_ws(text, pos)
     if rest != len(text):
         problems.append((line_at(rest), "invalid JSON (extra data after the array)"))
 

@@ -54,9 +54,9 @@ def _stage_successors() -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for order in round_config.ORDERS:
         for mode in round_config.REVIEW_MODES:
-            cfg = {"order": order, "review": {"mode": mode}}
-            for stage in round_config.round_stages(cfg):
-                out.setdefault(stage, set()).add(round_config.next_stage(cfg, stage) or CLOSED)
+            cfg = round_config.RoundConfig.from_dict({"order": order, "review": {"mode": mode}})
+            for stage in cfg.round_stages():
+                out.setdefault(stage, set()).add(cfg.next_stage(stage) or CLOSED)
     return out
 
 

@@ -19,10 +19,13 @@ The keep rule (frozen in the round config as `curation`) names the signal that r
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Self
+
+from generation.pipeline.frozen import Section
 
 SIGNALS = ("rubric", "agreement", "ifd")
 # Which way is better, for ranking and for AUC against "this pair is good": +1 higher, −1 lower.
@@ -32,11 +35,36 @@ LABELS = {
     "agreement": "agreement (nats/token)",
     "ifd": "IFD (loss ratio)",
 }
-KEEP_RULES = ("agreement", "rubric", "ifd", "agreement_rubric")
+KeepRule = Literal["agreement", "rubric", "ifd", "agreement_rubric"]
+KEEP_RULES: tuple[KeepRule, ...] = ("agreement", "rubric", "ifd", "agreement_rubric")
 # The signal each rule ranks by (and whose scale `threshold` is on).
-RANK_SIGNAL = {"agreement": "agreement", "rubric": "rubric", "ifd": "ifd", "agreement_rubric": "rubric"}
+RANK_SIGNAL: dict[str, str] = {"agreement": "agreement", "rubric": "rubric", "ifd": "ifd", "agreement_rubric": "rubric"}
 # The rule a round uses when its frozen config predates keep rules (they all ranked by the rubric).
-LEGACY_RULE = "rubric"
+LEGACY_RULE: KeepRule = "rubric"
+
+
+@dataclass(frozen=True)
+class CurationConfig(Section):
+    """The keep rule, frozen in a round's config as `curation` (see the module's docstring). The defaults are the
+    rounds' own: agreement works at every model size, the rubric needs a model that follows it."""
+
+    keep: KeepRule = "agreement"
+    # On the ranking signal's scale; a round takes a threshold or a top_k, not both.
+    threshold: float | None = 0.1
+    top_k: int | None = None
+    # Floors under every rule.
+    min_agreement: float | None = None
+    ifd_band: tuple[float | None, float | None] | None = None
+    # Ask the curation model for a written rationale and a parsed score too.
+    rationale: bool = False
+
+    # Before keep rules a round ranked by the rubric; any key it left out was unset.
+    LEGACY = {"keep": LEGACY_RULE, "threshold": None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, *, path: str = "") -> Self:
+        cur = super().from_dict(data, path=path)
+        return cur if cur.keep else dataclasses.replace(cur, keep=LEGACY_RULE)  # a null rule: the legacy one
 
 
 @dataclass(frozen=True)
@@ -97,26 +125,29 @@ def signal_aucs(
     return {s: auc([oriented(s, r.get(s)) for r in rows], labels) for s in signals}
 
 
-def rule_of(curation: Mapping[str, Any]) -> str:
-    return curation.get("keep") or LEGACY_RULE
+# The keep rule as a round's typed config holds it, or as a plain dict (a stored `curation`, a bench's rule).
+Curation = CurationConfig | Mapping[str, Any]
 
 
-def keep_score(signals: Mapping[str, Any], curation: Mapping[str, Any]) -> float | None:
+def rule_of(curation: Curation) -> KeepRule:
+    return CurationConfig.of(curation).keep
+
+
+def keep_score(signals: Mapping[str, Any], curation: Curation) -> float | None:
     """The number the keep rule ranks a pair by (on its signal's own scale)."""
     value = signals.get(RANK_SIGNAL[rule_of(curation)])
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def _passes_floors(signals: Mapping[str, Any], curation: Mapping[str, Any]) -> bool:
-    rule = rule_of(curation)
-    floor = curation.get("min_agreement")
-    if floor is None and rule == "agreement_rubric":
+def _passes_floors(signals: Mapping[str, Any], curation: CurationConfig) -> bool:
+    floor = curation.min_agreement
+    if floor is None and curation.keep == "agreement_rubric":
         floor = 0.0
     if floor is not None:
         agreement = signals.get("agreement")
         if agreement is None or agreement < floor:
             return False
-    band = curation.get("ifd_band")
+    band = curation.ifd_band
     if band is not None:
         ifd = signals.get("ifd")
         lo, hi = band
@@ -125,24 +156,27 @@ def _passes_floors(signals: Mapping[str, Any], curation: Mapping[str, Any]) -> b
     return True
 
 
-def keep_decisions(rows: Sequence[Mapping[str, Any]], gated: Sequence[bool], curation: Mapping[str, Any]) -> list[bool]:
+def keep_decisions(rows: Sequence[Mapping[str, Any]], gated: Sequence[bool], curation: Curation) -> list[bool]:
     """Which pairs the round keeps under its keep rule. `rows` are each pair's signals. Deterministic: ties in
     top-k are broken by position."""
-    rule = rule_of(curation)
-    scores = [keep_score(r, curation) for r in rows]
-    eligible = [
-        not g and s is not None and _passes_floors(r, curation) for r, g, s in zip(rows, gated, scores, strict=True)
-    ]
-    threshold, top_k = curation.get("threshold"), curation.get("top_k")
-    if top_k is not None:
+    cur = CurationConfig.of(curation)
+    rule = cur.keep
+    scores = [keep_score(r, cur) for r in rows]
+    # The eligible pairs (ungated, scored, above the floors) and their scores.
+    eligible: dict[int, float] = {
+        i: s
+        for i, (r, g, s) in enumerate(zip(rows, gated, scores, strict=True))
+        if not g and s is not None and _passes_floors(r, cur)
+    }
+    if cur.top_k is not None:
         sign = 1 if rule == "ifd" else DIRECTION[RANK_SIGNAL[rule]]  # ifd: the hardest pairs inside the band
-        ranked = sorted((i for i, ok in enumerate(eligible) if ok), key=lambda i: (-sign * scores[i], i))
-        chosen = set(ranked[: max(top_k, 0)])
+        ranked = sorted(eligible, key=lambda i: (-sign * eligible[i], i))
+        chosen = set(ranked[: max(cur.top_k, 0)])
         return [i in chosen for i in range(len(rows))]
-    if threshold is not None:
-        sign = DIRECTION[RANK_SIGNAL[rule]]
-        return [ok and sign * scores[i] >= sign * threshold for i, ok in enumerate(eligible)]
-    return eligible
+    if cur.threshold is not None:
+        sign, cut = DIRECTION[RANK_SIGNAL[rule]], cur.threshold
+        return [i in eligible and sign * eligible[i] >= sign * cut for i in range(len(rows))]
+    return [i in eligible for i in range(len(rows))]
 
 
 def validate_curation(cur: dict[str, Any]) -> None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from generation.pipeline import prompts
+from generation.pipeline.frozen import Section
 
 # Humpback (Li et al. 2023) tags each data source with its own system prompt when fine-tuning the forward model.
 SYSTEM_PROMPTS = {
@@ -25,27 +26,35 @@ INFERENCE_SYSTEM_PROMPT = SYSTEM_PROMPTS["seed"]
 
 Example = dict[str, list[dict[str, str]]]
 
-METHODS = ("lora", "full")
-TRAINING_DEFAULTS: dict[str, Any] = {
-    # The papers' settings (full fine-tuning of LLaMA: lr 1e-5, weight decay 0.1, batch 32). LoRA takes a
-    # higher rate. None = chosen by `resolve_hparams` for the method and the device.
-    "method": "lora",
-    "learning_rate": None,
-    "weight_decay": 0.1,
-    "batch_size": 32,
-    "epochs": 3,
-    "max_steps": None,
-    "max_length": 1024,
+Method = Literal["lora", "full"]
+METHODS: tuple[Method, ...] = ("lora", "full")
+
+
+@dataclass(frozen=True)
+class TrainingConfig(Section):
+    """How a round trains its backward and forward models (frozen in its config as `training`). The papers'
+    settings (full fine-tuning of LLaMA: lr 1e-5, weight decay 0.1, batch 32); LoRA takes a higher rate. None =
+    chosen by `resolve_hparams` for the method and the device."""
+
+    method: Method = "lora"
+    learning_rate: float | None = None
+    weight_decay: float = 0.1
+    batch_size: int = 32
+    epochs: float = 3
+    max_steps: int | None = None
+    max_length: int = 1024
     # None = by device: TRL's BFD packing on a GPU; off on a CPU, where `make bench` measured packed batches of
     # 4 x 384 tokens 28% slower per real token than padded ones (finetune.packing_speedup: 69 vs 96 tokens/s).
-    "packing": None,
-    "lora_r": 16,
-    "lora_alpha": 32,
-    "lora_dropout": 0.05,
-    "warmup_ratio": 0.03,
+    packing: bool | None = None
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    warmup_ratio: float = 0.03
     # Smaller batches, sequences and epochs when training on a CPU, so a round finishes in minutes.
-    "scale_down_on_cpu": True,
-}
+    scale_down_on_cpu: bool = True
+
+
+TRAINING_DEFAULTS: dict[str, Any] = TrainingConfig().as_dict()
 LEARNING_RATES = {"full": 1e-5, "lora": 2e-4}
 # A CPU run takes a few dozen steps, not thousands: LoRA needs a higher rate to move in that many (measured on
 # the embedded model: held-out NLL falls with 1e-3 in 8–16 steps, not with 2e-4).
@@ -159,12 +168,15 @@ def validate_training(cfg: dict[str, Any]) -> None:
             raise ValueError(f"training.{key} must be in [0, 1), got {cfg[key]!r}")
 
 
-def resolve_hparams(cfg: dict[str, Any], *, on_gpu: bool, seed: int = 0, per_device_max: int = 8) -> HParams:
+def resolve_hparams(
+    cfg: TrainingConfig | Mapping[str, Any], *, on_gpu: bool, seed: int = 0, per_device_max: int = 8
+) -> HParams:
     """The round's training settings made concrete for this device: the learning rate for the method, the
     batch split into per-device batches × gradient accumulation, and on a CPU the scaled-down limits."""
-    batch, max_length, epochs, max_steps = cfg["batch_size"], cfg["max_length"], cfg["epochs"], cfg["max_steps"]
+    t = TrainingConfig.of(cfg)
+    batch, max_length, epochs, max_steps = t.batch_size, t.max_length, t.epochs, t.max_steps
     rates = LEARNING_RATES
-    if not on_gpu and cfg["scale_down_on_cpu"]:
+    if not on_gpu and t.scale_down_on_cpu:
         rates = CPU_LEARNING_RATES
         batch = min(batch, CPU_LIMITS["batch_size"])
         max_length = min(max_length, CPU_LIMITS["max_length"])
@@ -173,18 +185,18 @@ def resolve_hparams(cfg: dict[str, Any], *, on_gpu: bool, seed: int = 0, per_dev
         max_steps = max_steps or CPU_LIMITS["max_steps"]
     per_device = min(batch, per_device_max)
     return HParams(
-        method=cfg["method"],
-        learning_rate=cfg["learning_rate"] or rates[cfg["method"]],
-        weight_decay=cfg["weight_decay"],
+        method=t.method,
+        learning_rate=t.learning_rate or rates[t.method],
+        weight_decay=t.weight_decay,
         per_device_batch_size=per_device,
         gradient_accumulation_steps=max(1, batch // per_device),
         epochs=epochs,
         max_steps=max_steps,
         max_length=max_length,
-        packing=on_gpu if cfg["packing"] is None else cfg["packing"],
-        lora_r=cfg["lora_r"],
-        lora_alpha=cfg["lora_alpha"],
-        lora_dropout=cfg["lora_dropout"],
-        warmup_ratio=cfg["warmup_ratio"],
+        packing=on_gpu if t.packing is None else t.packing,
+        lora_r=t.lora_r,
+        lora_alpha=t.lora_alpha,
+        lora_dropout=t.lora_dropout,
+        warmup_ratio=t.warmup_ratio,
         seed=seed,
     )

@@ -107,7 +107,8 @@ class CorpusIndex:
                 known.buckets.setdefault(key, []).append(segment_id)
         ids = {sid for sids in known.buckets.values() for sid in sids}
         for pk, raw in Segment.objects.filter(pk__in=ids).exclude(minhash=None).values_list("pk", "minhash"):
-            known.signatures[pk] = np.frombuffer(bytes(raw), dtype="<u4")
+            if raw is not None:  # excluded by the query; the column is nullable
+                known.signatures[pk] = np.frombuffer(bytes(raw), dtype="<u4")
         return known
 
     def insert(self, rows: list[tuple[dict[str, Any], Pending]]) -> int:

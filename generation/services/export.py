@@ -165,13 +165,15 @@ def _write_parquet(rows: _Tracked, out: Path) -> None:
 
 def round_about(rnd: Round) -> dict[str, Any]:
     """What the manifest says about where a round's data came from."""
-    cfg = rnd.config
+    # The stored record itself (what `config_hash` is the hash of), not the typed view `rnd.cfg`, which fills in
+    # the keys an old round predates.
+    stored = rnd.config
     return {
         "kind": "round",
         "round": rnd.number,
         "config_hash": rnd.config_hash,
-        "curation": cfg.get("curation"),
-        "prompts": cfg.get("prompts"),
+        "curation": stored.get("curation"),
+        "prompts": stored.get("prompts"),
         "seed_snapshot_hash": rnd.seed_snapshot.get("hash"),
         "models": {
             role: {"id": m.pk, "name": m.name, "path": m.path}

@@ -153,6 +153,14 @@ def job_cancel(*, job: Job) -> bool:
     return bool(updated)
 
 
+def job_round(job: Job) -> Round:
+    """The round a stage job works for (jobs outside rounds, imports and health checks, have none)."""
+    rnd = job.round
+    if rnd is None:
+        raise StageError(f"job {job.pk} ({job.stage}) belongs to no round: only a round's stages have handlers here")
+    return rnd
+
+
 def check_not_cancelled(job: Job) -> None:
     if Job.objects.filter(pk=job.pk, status=Job.Status.CANCELLED).exists():
         raise JobCancelled(f"job {job.pk} was cancelled")

@@ -52,10 +52,10 @@ def _seed_snapshot() -> dict[str, Any]:
     return {"examples": [[i, v, s] for i, v, s in rows], "count": len(rows), "hash": digest}
 
 
-def _choose_heldout(held: dict[str, Any]) -> list[int]:
+def _choose_heldout(held: round_config.HeldoutConfig) -> list[int]:
     """The human-written seed pairs (source `seed`) no model of the round trains on (pipeline/training.py)."""
     rows = SeedExample.objects.filter(is_active=True, source=Source.SEED).values_list("id", "instruction")
-    return training.heldout_split(rows, fraction=held["fraction"], minimum=held["min"], maximum=held["max"])
+    return training.heldout_split(rows, fraction=held.fraction, minimum=held.min, maximum=held.max)
 
 
 @transaction.atomic
@@ -63,13 +63,15 @@ def round_create(
     *, corpus: Corpus, base_model: ModelVersion, config: dict[str, Any] | None = None, created_by: Any = None
 ) -> Round:
     """A new round with its config validated, frozen and hashed, and a snapshot of the seed set."""
-    frozen = round_config.validate(config, allow_fake_backend=fake_backend_allowed())
-    if frozen["evaluation"]["prompts"] is None:
+    cfg = round_config.parse(config, allow_fake_backend=fake_backend_allowed())
+    if cfg.evaluation.prompts is None:
         # Frozen into the config (and its hash) so the evaluation of this round can always be reproduced.
-        frozen["evaluation"]["prompts"] = builtin_eval_prompts()
-        frozen["evaluation"]["prompt_set"] = "builtin"
-    if frozen["heldout"]["ids"] is None:
-        frozen["heldout"]["ids"] = _choose_heldout(frozen["heldout"])
+        cfg = cfg.replace(
+            evaluation=cfg.evaluation.replace(prompts=tuple(builtin_eval_prompts()), prompt_set="builtin")
+        )
+    if cfg.heldout.ids is None:
+        cfg = cfg.replace(heldout=cfg.heldout.replace(ids=tuple(_choose_heldout(cfg.heldout))))
+    frozen = cfg.as_dict()
     last = Round.objects.select_for_update().order_by("-number").first()
     previous = Round.objects.filter(state=Round.State.CLOSED).order_by("-number").first()
     return Round.objects.create(
@@ -142,7 +144,7 @@ def round_close_review(*, round: Round, user: Any = None) -> dict[str, int]:
     counts = annotation_services.seed_feedback(round=rnd, user=user)
     metrics = {**rnd.metrics, "feedback": {**counts, "closed_by": getattr(user, "username", None)}}
     Round.objects.filter(pk=rnd.pk).update(metrics=metrics)
-    following = round_config.next_stage(rnd.config, Round.State.REVIEW)
+    following = rnd.cfg.next_stage(Round.State.REVIEW)
     if following is None:  # cannot happen with the fixed stage list; keeps the state machine total
         raise ReviewNotOpen(f"round {rnd.number} has no stage after review")
     stage_launch(round=rnd, stage=following, expected_from=Round.State.REVIEW)
@@ -152,9 +154,9 @@ def round_close_review(*, round: Round, user: Any = None) -> dict[str, int]:
 
 def _augment_items(rnd: Round) -> list[int]:
     """Sample segments of the round's corpus not used by an earlier round; deterministic for a seed."""
-    cfg = rnd.config
+    cfg = rnd.cfg
     used_elsewhere = Candidate.objects.filter(segment=OuterRef("pk")).exclude(round=rnd)
-    order_key = MD5(Concat(Cast("id", CharField()), Value(f":{cfg['seed']}")))
+    order_key = MD5(Concat(Cast("id", CharField()), Value(f":{cfg.seed}")))
     qs = (
         Segment.objects.filter(corpus=rnd.corpus)
         .annotate(used=Exists(used_elsewhere), order_key=order_key)
@@ -162,22 +164,22 @@ def _augment_items(rnd: Round) -> list[int]:
         .order_by("order_key")
         .values_list("id", flat=True)
     )
-    return list(qs[: cfg["sample_size"]])
+    return list(qs[: cfg.sample_size])
 
 
 def _stage_items(rnd: Round, stage: str) -> list[int]:
     """The ids a stage works on: segment ids for augment, candidate ids for curate and rewrite."""
-    cfg = rnd.config
+    cfg = rnd.cfg
     if stage == "augment":
         return _augment_items(rnd)
     # Training and evaluation are one job each (item 0); an empty list skips the stage.
     if stage == "train_backward":
-        return [0] if cfg["train_backward"]["enabled"] and not cfg["models"]["augment"] else []
+        return [0] if cfg.train_backward.enabled and not cfg.models.augment else []
     if stage == "train_forward":
-        return [0] if cfg["train_forward"]["enabled"] else []
+        return [0] if cfg.train_forward.enabled else []
     if stage == "evaluate":
-        return [0] if cfg["evaluation"]["enabled"] and rnd.forward_model_id else []
-    order = round_config.stage_order(rnd.config)
+        return [0] if cfg.evaluation.enabled and rnd.forward_model_id else []
+    order = cfg.stage_order()
     candidates = rnd.candidates.exclude(status=Candidate.Status.ERROR)
     if stage == "curate":
         # After a rewrite (rewrite→filter) only pairs that got a rewrite are scored.
@@ -207,7 +209,7 @@ def stage_launch(*, round: Round, stage: str, enqueue: bool = True, expected_fro
         round=rnd, to=stage, expected_from=expected_from, started_at=rnd.started_at or timezone.now(), error=""
     )
     items = _stage_items(rnd, stage)
-    chunks = round_config.chunked(items, rnd.config["chunk_size"])
+    chunks = round_config.chunked(items, rnd.cfg.chunk_size)
     jobs = Job.objects.bulk_create(
         [
             Job(round=rnd, stage=stage, chunk=i, queue="gpu", payload={"ids": ids}, progress_total=len(ids))
@@ -262,7 +264,7 @@ def stage_advance(*, round_id: int, stage: str) -> str | None:
             return None
         if stage == "curate":
             _curation_apply_keep(rnd)
-        following = round_config.next_stage(rnd.config, stage)
+        following = rnd.cfg.next_stage(stage)
         if following is None:
             round_transition(round=rnd, to=Round.State.CLOSED, expected_from=stage, finished_at=timezone.now())
             logger.info("round %s: closed", rnd.number)
@@ -283,7 +285,7 @@ def stage_advance(*, round_id: int, stage: str) -> str | None:
 def _curation_apply_keep(rnd: Round) -> None:
     """Apply the round's keep rule over all scored pairs (top-k needs the whole stage); gated pairs are never
     kept. The decision is recorded apart from the status, so review can measure it."""
-    cur = rnd.config["curation"]
+    cur = rnd.cfg.curation
     scored = list(
         rnd.candidates.filter(status=Candidate.Status.AUGMENTED, score__isnull=False).only("id", "signals", "gate")
     )

@@ -274,7 +274,7 @@ def test_a_whole_round_on_the_fake_backend_trains_reviews_and_evaluates(
         SeedExampleFactory(instruction=f"How do {n} bees dance?", response=f"Bees dance {n} times to tell the way.")
     curator = UserFactory(username="curator")
     rnd = make_round(model_path, training={"max_steps": 3})
-    assert len(rnd.config["heldout"]["ids"]) == 3  # a quarter of 12 human-written pairs at most
+    assert len(rnd.cfg.heldout.ids) == 3  # a quarter of 12 human-written pairs at most
     with django_capture_on_commit_callbacks(execute=True):
         round_start(round=rnd)
     assert state(rnd) == "train_backward"
@@ -309,7 +309,7 @@ def test_a_whole_round_on_the_fake_backend_trains_reviews_and_evaluates(
     assert state(rnd) == Round.State.CLOSED
     rnd.refresh_from_db()
     result = rnd.metrics["evaluation"]
-    n_prompts = len(rnd.config["evaluation"]["prompts"])
+    n_prompts = len(rnd.cfg.evaluation.prompts)
     assert len(result["pairs"]) == n_prompts and result["candidate"]["id"] == rnd.forward_model_id
     assert result["reference"]["name"] == "fake" and result["judge"] == model_path
     assert result["heldout"]["forward"]["n"] == 3 and result["heldout"]["backward"]["n"] == 3

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from generation import selectors
 from generation.models import Corpus, ModelVersion, Round
 from generation.pipeline import signals
-from generation.pipeline.config import ConfigError, round_stages
+from generation.pipeline.config import ConfigError
 from generation.selectors import stage_progress
 from generation.services.rounds import round_create, round_start
 
@@ -153,7 +153,7 @@ class Command(BaseCommand):
             self.follow(rnd)
 
     def follow(self, rnd: Round) -> None:
-        for stage in round_stages(rnd.config):
+        for stage in rnd.cfg.round_stages():
             if stage == Round.State.REVIEW:
                 rnd.refresh_from_db()
                 if rnd.state == Round.State.REVIEW:
@@ -171,7 +171,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  {line}")
 
     def _follow_stage(self, rnd: Round, stage: str) -> None:
-        order = round_stages(rnd.config)
+        order = rnd.cfg.round_stages()
         bar = None
         while True:
             rnd.refresh_from_db()

@@ -82,7 +82,7 @@ class Command(BaseCommand):
             backend = get_backend(options["backend"], model, batch_size=options["batch_size"])
         except BackendError as exc:
             raise CommandError(str(exc)) from exc
-        max_chars = round_config.DEFAULTS["max_segment_chars"]
+        max_chars = round_config.RoundConfig().max_segment_chars
         pairs = [(r["instruction"], prompts.truncate(r["response"], max_chars)[0]) for r in rows]
         scored: list[dict[str, Any]] = []
         bar = tqdm(total=len(pairs), desc="scoring pairs", unit="pair", disable=options["verbosity"] == 0)
@@ -110,10 +110,10 @@ class Command(BaseCommand):
         n_gated = sum(g is not None for g in gated)
         self.stdout.write(
             f"Scored {len(rows)} pairs with {Path(model).name} ({backend.name}): {sum(keep)} kept by "
-            f"'{curation['keep']}', {n_gated} gated → {out}"
+            f"'{curation.keep}', {n_gated} gated → {out}"
         )
 
-    def _curation(self, options: dict[str, Any]) -> dict[str, Any]:
+    def _curation(self, options: dict[str, Any]) -> round_config.CurationConfig:
         asked: dict[str, Any] = {}
         for key, option in (("keep", "keep"), ("threshold", "threshold"), ("top_k", "top_k")):
             if options[option] is not None:
@@ -121,6 +121,6 @@ class Command(BaseCommand):
         if options["min_agreement"] is not None:
             asked["min_agreement"] = options["min_agreement"]
         try:
-            return round_config.validate({"curation": asked})["curation"]
+            return round_config.parse({"curation": asked}).curation
         except round_config.ConfigError as exc:
             raise CommandError(str(exc)) from exc
