@@ -48,7 +48,7 @@ TRAIN_BATCH, TRAIN_MAX_LENGTH = 4, 256
 HELDOUT_BACKEND = "transformers"
 SEED = 0
 # Ranks the pairs the keep rule can never keep (gated, or without a score) below every scored pair. Finite:
-# signals.auc leaves non-finite scores out, which would drop exactly the items the gates caught.
+# statistics.auc leaves non-finite scores out, which would drop exactly the items the gates caught.
 BOTTOM = -1e9
 
 # What a backward model writes when it talks about the task instead of asking something: our own backward
@@ -249,7 +249,7 @@ def record_degenerate(
     real_items: list[Item], real: list[dict], planted_items: list[Item], planted: list[dict], where: dict[str, Any]
 ) -> None:
     """Real vs planted degenerate pairs, each through the gates as `candidate_gate` puts it."""
-    from generation.pipeline import config, signals
+    from generation.pipeline import config, signals, statistics
 
     curation = config.DEFAULTS["curation"]
     gated_real, gated_planted = [gate(it) for it in real_items], [gate(it) for it in planted_items]
@@ -261,11 +261,11 @@ def record_degenerate(
     sets = {"real": len(real), "degenerate": len(planted)}
     record(
         "curation.auc_vs_degenerate",
-        value=signals.auc(ranks, labels),
+        value=statistics.auc(ranks, labels),
         unit="AUC",
-        baseline=signals.auc([r["rubric"] for r in rows], labels),
+        baseline=statistics.auc([r["rubric"] for r in rows], labels),
         keep_rule=curation["keep"],
-        rubric_with_gates=_r(signals.auc(rubric_gated, labels)),
+        rubric_with_gates=_r(statistics.auc(rubric_gated, labels)),
         signal_aucs_without_gates={k: _r(v) for k, v in signals.signal_aucs(rows, labels).items()},
         kept_share={
             "real": round(sum(kept[: len(real)]) / len(real), 4),
@@ -349,7 +349,7 @@ def train_forward(model: str, rows: list[dict[str, str]], out_dir: str):
 
 def bench_heldout(model: str, train_rows: list[dict[str, str]], held: list[dict[str, str]], seconds: dict) -> None:
     from generation.backends.registry import get_backend, release
-    from generation.pipeline import evaluation
+    from generation.pipeline import statistics
 
     release()  # the scoring engine's memory goes to the trainer
     out = tempfile.mkdtemp(prefix="bench-curation-")
@@ -364,7 +364,7 @@ def bench_heldout(model: str, train_rows: list[dict[str, str]], held: list[dict[
         seconds["heldout_nll"] = time.perf_counter() - started
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    cmp = evaluation.nll_comparison(lls["trained"], lls["base"], seed=SEED)
+    cmp = statistics.nll_comparison(lls["trained"], lls["base"], seed=SEED)
     losses = [loss for _, loss in result.loss_curve]
     half = len(losses) // 2
     record(
