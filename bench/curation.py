@@ -17,6 +17,11 @@ tasks, 274 human-written pairs). Scoring goes through the backend protocol and t
 
 Sizes: BENCH_CURATION_PAIRS (40 real, as many mismatched and degenerate), BENCH_CURATION_STEPS (training steps),
 BENCH_CURATION_LR. `python -m bench.curation signals` or `… heldout` runs one part.
+
+Why one file of about 450 lines: like every bench script it is one area's measurements with their baselines side
+by side (ours vs the rubric, the tuned model vs the base), and its parts share one set of seed pairs, one model
+and one engine load; the labelled sets (derangements, planted degenerate output), the gates' view of an item and
+the held-out fine-tune exist only for these numbers, so split out they would be helpers with a single caller.
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.common import ROOT, record, setup_django, timed
-from generation.handlers.stages import pair_likelihoods
 
 SEED_DIR = ROOT.parent / "shared" / "data" / "seed"
 # Sized for about 5 minutes on 2 cores: scoring costs ~4 s per (real, mismatched, degenerate) triple on vLLM,
@@ -161,6 +165,7 @@ def labelled_sets(pairs: list[dict[str, str]], n: int) -> dict[str, list[Item]]:
 
 def curate_signals(backend, items: list[Item], max_chars: int) -> list[dict[str, Any]]:
     """The rubric score and the likelihood signals of each pair, as `run_curate` computes them."""
+    from generation.handlers.stages import pair_likelihoods
     from generation.pipeline import parsing, prompts, scoring
 
     pairs = [(it.instruction, prompts.truncate(parsing.clean_text(it.response), max_chars)[0]) for it in items]
