@@ -19,6 +19,12 @@ sentence splitter, a blank model: no download) and orjson (datatrove's JSONL rea
 
 Sizes: BENCH_CORPUS_DOCS (10,000), BENCH_CORPUS_LARGE_MB (100; the decompressed size of the large file).
 `python -m bench.corpus compare` or `… large` runs one part.
+
+Why one file of about 450 lines: like every bench script it is one area's measurements with their baseline side
+by side, here our ingestion and the same steps assembled from datatrove's components, on the same copied inputs
+and with the settings that make them comparable (the filters both run, MinHash parameters) next to each other;
+the input copies, the synthetic large file and the RSS sampling exist only for these numbers (bench.export reuses
+`measure` and `rss_mib` from here).
 """
 
 from __future__ import annotations

@@ -17,6 +17,11 @@ tasks, 274 human-written pairs). Scoring goes through the backend protocol and t
 
 Sizes: BENCH_CURATION_PAIRS (40 real, as many mismatched and degenerate), BENCH_CURATION_STEPS (training steps),
 BENCH_CURATION_LR. `python -m bench.curation signals` or `… heldout` runs one part.
+
+Why one file of about 450 lines: like every bench script it is one area's measurements with their baselines side
+by side (ours vs the rubric, the tuned model vs the base), and its parts share one set of seed pairs, one model
+and one engine load; the labelled sets (derangements, planted degenerate output), the gates' view of an item and
+the held-out fine-tune exist only for these numbers, so split out they would be helpers with a single caller.
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bench.common import ROOT, record, setup_django, timed
-from generation.handlers.stages import pair_likelihoods
 
 if TYPE_CHECKING:
     from generation.pipeline.signals import CurationConfig
@@ -51,7 +55,7 @@ TRAIN_BATCH, TRAIN_MAX_LENGTH = 4, 256
 HELDOUT_BACKEND = "transformers"
 SEED = 0
 # Ranks the pairs the keep rule can never keep (gated, or without a score) below every scored pair. Finite:
-# signals.auc leaves non-finite scores out, which would drop exactly the items the gates caught.
+# statistics.auc leaves non-finite scores out, which would drop exactly the items the gates caught.
 BOTTOM = -1e9
 
 # What a backward model writes when it talks about the task instead of asking something: our own backward
@@ -164,6 +168,7 @@ def labelled_sets(pairs: list[dict[str, str]], n: int) -> dict[str, list[Item]]:
 
 def curate_signals(backend, items: list[Item], max_chars: int) -> list[dict[str, Any]]:
     """The rubric score and the likelihood signals of each pair, as `run_curate` computes them."""
+    from generation.handlers.stages import pair_likelihoods
     from generation.pipeline import parsing, prompts, scoring
 
     pairs = [(it.instruction, prompts.truncate(parsing.clean_text(it.response), max_chars)[0]) for it in items]
@@ -252,7 +257,7 @@ def record_degenerate(
     real_items: list[Item], real: list[dict], planted_items: list[Item], planted: list[dict], where: dict[str, Any]
 ) -> None:
     """Real vs planted degenerate pairs, each through the gates as `candidate_gate` puts it."""
-    from generation.pipeline import config, signals
+    from generation.pipeline import config, signals, statistics
 
     curation = config.RoundConfig().curation
     gated_real, gated_planted = [gate(it) for it in real_items], [gate(it) for it in planted_items]
@@ -264,11 +269,11 @@ def record_degenerate(
     sets = {"real": len(real), "degenerate": len(planted)}
     record(
         "curation.auc_vs_degenerate",
-        value=signals.auc(ranks, labels),
+        value=statistics.auc(ranks, labels),
         unit="AUC",
-        baseline=signals.auc([r["rubric"] for r in rows], labels),
+        baseline=statistics.auc([r["rubric"] for r in rows], labels),
         keep_rule=curation.keep,
-        rubric_with_gates=_r(signals.auc(rubric_gated, labels)),
+        rubric_with_gates=_r(statistics.auc(rubric_gated, labels)),
         signal_aucs_without_gates={k: _r(v) for k, v in signals.signal_aucs(rows, labels).items()},
         kept_share={
             "real": round(sum(kept[: len(real)]) / len(real), 4),
@@ -351,7 +356,7 @@ def train_forward(model: str, rows: list[dict[str, str]], out_dir: str):
 
 def bench_heldout(model: str, train_rows: list[dict[str, str]], held: list[dict[str, str]], seconds: dict) -> None:
     from generation.backends.registry import get_backend, release
-    from generation.pipeline import evaluation
+    from generation.pipeline import statistics
 
     release()  # the scoring engine's memory goes to the trainer
     out = tempfile.mkdtemp(prefix="bench-curation-")
@@ -366,7 +371,7 @@ def bench_heldout(model: str, train_rows: list[dict[str, str]], held: list[dict[
         seconds["heldout_nll"] = time.perf_counter() - started
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    cmp = evaluation.nll_comparison(lls["trained"], lls["base"], seed=SEED)
+    cmp = statistics.nll_comparison(lls["trained"], lls["base"], seed=SEED)
     losses = [loss for _, loss in result.loss_curve]
     half = len(losses) // 2
     record(

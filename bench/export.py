@@ -88,13 +88,13 @@ def wait_for_candidates(n: int) -> str | None:
 
 def load_own(n: int) -> None:
     """Fallback: n candidates in backforth_bench_export with bench.review's COPY loader (round 1 there)."""
-    os.environ["BENCH_REVIEW_DB"] = OWN_DB
-    from bench import review
+    os.environ["BENCH_REVIEW_DB"] = OWN_DB  # read when bench.review_data is imported: import it after this
+    from bench import review_data
 
-    review.use_bench_database()  # sets DATABASE_URL to OWN_DB, creates it if missing
+    review_data.use_bench_database()  # sets DATABASE_URL to OWN_DB, creates it if missing
     setup_django()
-    review.migrate()
-    review.load_round(n, review.vocabulary())
+    review_data.migrate()
+    review_data.load_round(n, review_data.vocabulary())
 
 
 def drop_export_round() -> None:

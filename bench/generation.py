@@ -13,8 +13,6 @@ import sys
 import time
 
 from bench.common import record, setup_django, start_worker, stop_worker, timed, web_segments
-from generation.services.corpus import corpus_add_passages
-from generation.services.rounds import round_cancel, round_create, stage_launch
 
 N_SEGMENTS = int(os.environ.get("BENCH_SEGMENTS", "256"))
 N_COMPARE = int(os.environ.get("BENCH_COMPARE", "64"))
@@ -110,6 +108,8 @@ def bench_end_to_end(model: str, segments: list[str]) -> None:
     from generation.backends.vllm_backend import VLLMBackend
     from generation.models import Corpus, Job, ModelVersion
     from generation.pipeline import prompts
+    from generation.services.corpus import corpus_add_passages
+    from generation.services.rounds import round_cancel, round_create, stage_launch
 
     # Bare engine, all prompts in one call: its best case.
     engine = VLLMBackend(model)
@@ -189,6 +189,8 @@ def bench_worker_memory(model: str) -> None:
     from django.db import connection
 
     from generation.models import Corpus, Job, ModelVersion
+    from generation.services.corpus import corpus_add_passages
+    from generation.services.rounds import round_cancel, round_create, stage_launch
 
     n = int(os.environ.get("BENCH_MEMORY_SEGMENTS", "1000"))
     segments = web_segments(n, min_chars=300, max_chars=800)

@@ -14,490 +14,51 @@ Everything runs on its own PostgreSQL database, `backforth_bench` (created if mi
 Sizes: BENCH_REVIEW_CANDIDATES (1,000,000), BENCH_REVIEW_SEEDS (200,000), BENCH_REVIEW_ANNOTATORS (20),
 BENCH_REVIEW_SECONDS (45 per phase), BENCH_REVIEW_DECISIONS (300 per annotator and phase).
 `python -m bench.review queue` or `… search` runs one part.
+
+The bench database and its data (COPY loaders, the queue, the bench users) are in review_data.py, the concurrent
+annotators and what a phase measures in review_load.py; here, the measurements and their baselines.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
-import math
 import os
-import random
-import re
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import timedelta
+from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
-from bench.common import SHARED_WEB, record, setup_django
+from bench.common import record, setup_django
+from bench.review_data import (
+    bench_users,
+    load_round,
+    load_seeds,
+    migrate,
+    reset_queue,
+    table,
+    use_bench_database,
+    vocabulary,
+)
+from bench.review_load import (
+    MAX_DECISIONS,
+    PHASE_SECONDS,
+    Phase,
+    check_reviews,
+    count_queries,
+    percentile,
+    run_phase,
+    view_annotator,
+)
 
-BENCH_DB = os.environ.get("BENCH_REVIEW_DB", "backforth_bench")
-PG = "postgres://backforth:backforth@127.0.0.1:5432"
 N_CANDIDATES = int(os.environ.get("BENCH_REVIEW_CANDIDATES", "1000000"))
 N_SEEDS = int(os.environ.get("BENCH_REVIEW_SEEDS", "200000"))
 N_ANNOTATORS = int(os.environ.get("BENCH_REVIEW_ANNOTATORS", "20"))
-PHASE_SECONDS = float(os.environ.get("BENCH_REVIEW_SECONDS", "45"))
-MAX_DECISIONS = int(os.environ.get("BENCH_REVIEW_DECISIONS", "300"))
 THINK_S = (float(os.environ.get("BENCH_REVIEW_THINK_MIN", "1")), float(os.environ.get("BENCH_REVIEW_THINK_MAX", "3")))
-# queue_build (ORM bulk_update) is used up to this many candidates; above it the same plan (queue.plan_queue) is
-# written with one UPDATE … FROM a COPYed table: queue_build took 94 s for 55k queued items (each 5,000-row
-# bulk_update batch is one CASE statement, ~8.6 s), so about 16 minutes for the 550k items of 1M candidates.
-QUEUE_BUILD_MAX = int(os.environ.get("BENCH_REVIEW_QUEUE_BUILD_MAX", "200000"))
-ROUND_NUMBER = 1
-THRESHOLD = 3.0  # scores are uniform in [1, 5]: half the pairs are kept, plus the audit sample of the dropped
 SEARCH_REPEATS = 5
-HX = {"HX-Request": "true"}
-_FIELD = re.compile(r'name="(candidate_id|version)" value="(\d+)"')
 
 
-# --- the database ----------------------------------------------------------------------------------------------
-
-
-def use_bench_database() -> None:
-    """Point Django at backforth_bench (created if missing) and migrate it. Call before setup_django()."""
-    import psycopg
-
-    os.environ["DATABASE_URL"] = f"{PG}/{BENCH_DB}"
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-            print(f"[bench] created database {BENCH_DB}")
-
-
-def migrate() -> None:
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-
-
-def _table(model: Any) -> str:
-    return model._meta.db_table
-
-
-# --- data ------------------------------------------------------------------------------------------------------
-
-
-def vocabulary() -> list[str]:
-    """Lower-cased word tokens of the real C4 sample, repeats kept: sampling from it follows English frequencies."""
-    path = SHARED_WEB / "c4_en_sample_1000.json.gz"
-    if not path.is_file():
-        raise SystemExit(f"need {path} for realistic words")
-    tokens: list[str] = []
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            tokens.extend(w.lower() for w in re.findall(r"[A-Za-z][A-Za-z'-]{0,20}", json.loads(line)["text"]))
-    return tokens
-
-
-class Words:
-    """Random text drawn word by word from a real token stream (deterministic for a seed)."""
-
-    def __init__(self, tokens: list[str], seed: int) -> None:
-        self.tokens = tokens
-        self.rng = random.Random(seed)
-
-    def sentences(self, n_words: int) -> str:
-        words = self.rng.choices(self.tokens, k=n_words)
-        out, i = [], 0
-        while i < len(words):
-            step = self.rng.randint(7, 16)
-            out.append(" ".join(words[i : i + step]).capitalize() + ".")
-            i += step
-        return " ".join(out)
-
-    def question(self, n_words: int) -> str:
-        return " ".join(self.rng.choices(self.tokens, k=n_words)).capitalize() + "?"
-
-
-def score_distribution(rng: random.Random) -> tuple[list[float], float]:
-    """P("1"…"5") peaked around a random centre, and its expected value (the score curation stores)."""
-    centre = rng.uniform(1, 5)
-    weights = [math.exp(-((k - centre) ** 2) / 0.6) for k in range(1, 6)]
-    total = sum(weights)
-    probs = [w / total for w in weights]
-    return probs, min(5.0, max(1.0, sum(k * p for k, p in zip(range(1, 6), probs, strict=True))))
-
-
-def _copy(sql: str, rows: Iterator[tuple[Any, ...]]) -> int:
-    """COPY rows through Django's own psycopg connection (inside the caller's transaction)."""
-    from django.db import connection
-
-    connection.ensure_connection()
-    n = 0
-    with connection.connection.cursor() as cur, cur.copy(sql) as copy:
-        for row in rows:
-            copy.write_row(row)
-            n += 1
-    return n
-
-
-def load_round(n: int, tokens: list[str]) -> Any:
-    """The bench round in review with n candidates on n segments, queued, reused when already loaded."""
-    from django.db import connection, transaction
-    from django.utils import timezone
-
-    from annotation.models import Candidate, Lease, Review
-    from generation.corpus.text import content_hash
-    from generation.models import Corpus, ModelVersion, Round, Segment
-    from generation.pipeline import config as round_config
-
-    rnd = Round.objects.filter(number=ROUND_NUMBER).first()
-    if rnd is not None and rnd.metrics.get("bench_candidates") == n and rnd.candidates.count() == n:
-        print(f"[bench] reusing round {ROUND_NUMBER}: {n:,} candidates")
-        return rnd
-    started = time.perf_counter()
-    tables = [Lease, Review, Candidate, Segment, Round, Corpus, ModelVersion]
-    with connection.cursor() as cur:
-        cur.execute(f"TRUNCATE {', '.join(_table(m) for m in tables)} RESTART IDENTITY CASCADE")
-    config = round_config.validate({"curation": {"threshold": THRESHOLD}, "sample_size": n})
-    now = timezone.now()
-    with transaction.atomic():
-        corpus = Corpus.objects.create(name="bench review")
-        base = ModelVersion.objects.create(name="bench", role=ModelVersion.Role.BASE, path="/models/bench")
-        rnd = Round.objects.create(
-            number=ROUND_NUMBER, state=Round.State.REVIEW, corpus=corpus, config=config, base_model=base
-        )
-        words, seen = Words(tokens, seed=1), set()
-
-        def segments() -> Iterator[tuple[Any, ...]]:
-            for i in range(n):
-                while True:
-                    text = words.sentences(52)  # ~300 characters
-                    digest = content_hash(text)
-                    if digest not in seen:
-                        break
-                seen.add(digest)
-                yield corpus.pk, text, digest, f"bench-{i}", "", "{}", len(text), now
-
-        _copy(
-            f"COPY {_table(Segment)} (corpus_id, text, content_hash, source_id, url, meta, char_count, created_at)"
-            " FROM STDIN",
-            segments(),
-        )
-        seen.clear()
-        with connection.cursor() as cur:
-            cur.execute(f"SELECT id FROM {_table(Segment)} WHERE corpus_id = %s ORDER BY id", [corpus.pk])
-            segment_ids = [r[0] for r in cur.fetchall()]
-        print(f"[bench] {n:,} segments in {time.perf_counter() - started:.0f} s")
-        rng = random.Random(2)
-
-        def candidates() -> Iterator[tuple[Any, ...]]:
-            for segment_id in segment_ids:
-                probs, score = score_distribution(rng)
-                kept = score >= THRESHOLD
-                dist = "{" + ",".join(f"{p:.4f}" for p in probs) + "}"
-                instruction = words.question(rng.randint(6, 14))
-                status = "kept" if kept else "dropped"
-                yield (
-                    rnd.pk,
-                    segment_id,
-                    instruction,
-                    "",
-                    score,
-                    dist,
-                    "",
-                    None,
-                    status,
-                    kept,
-                    "",
-                    "",
-                    "{}",
-                    "",
-                    1,
-                    now,
-                    now,
-                )
-
-        _copy(
-            f"COPY {_table(Candidate)} (round_id, segment_id, instruction, rewritten_response, score,"
-            " score_distribution, rationale, parsed_score, status, kept_by_curation, final_instruction,"
-            " final_response, lineage, error, version, created_at, updated_at) FROM STDIN",
-            candidates(),
-        )
-    print(f"[bench] {n:,} candidates in {time.perf_counter() - started:.0f} s")
-    build_started = time.perf_counter()
-    queued, how = build_queue(rnd)
-    rnd.metrics = {
-        "bench_candidates": n,
-        "queued": queued,
-        "queue_build": how,
-        "queue_build_s": round(time.perf_counter() - build_started, 1),
-        "load_s": round(time.perf_counter() - started, 1),
-    }
-    rnd.save(update_fields=["metrics"])
-    vacuum(Segment, Candidate)
-    print(f"[bench] queue: {queued:,} items ({how}, {rnd.metrics['queue_build_s']} s)")
-    return rnd
-
-
-def build_queue(rnd: Any) -> tuple[int, str]:
-    """queue.queue_build up to QUEUE_BUILD_MAX candidates; above, the same plan in one UPDATE (its bulk_update
-    runs 5,000-row CASE statements, quadratic per batch, and holds every Candidate in memory)."""
-    from django.db import connection, transaction
-
-    from annotation import queue
-    from annotation.models import Candidate
-
-    n = rnd.candidates.count()
-    if n <= QUEUE_BUILD_MAX:
-        return queue.queue_build(round=rnd), "queue_build"
-    cfg = rnd.cfg
-    rows = rnd.candidates.filter(status__in=[Candidate.Status.KEPT, Candidate.Status.DROPPED]).exclude(score=None)
-    scored = [
-        (cid, score, status == Candidate.Status.KEPT)
-        for cid, score, status in rows.values_list("id", "score", "status")
-    ]
-    plan = queue.plan_queue(
-        scored,
-        threshold=cfg.curation.threshold,
-        audit_fraction=cfg.review.audit_fraction,
-        seed=cfg.seed,
-    )
-    with transaction.atomic():
-        with connection.cursor() as cur:
-            cur.execute("CREATE TEMP TABLE bench_plan (id bigint, priority float8, audit bool) ON COMMIT DROP")
-        _copy("COPY bench_plan FROM STDIN", ((e.candidate_id, e.priority, e.is_audit) for e in plan))
-        with connection.cursor() as cur:
-            cur.execute(
-                f"UPDATE {_table(Candidate)} c SET in_queue = true, queue_priority = p.priority,"
-                " is_audit = p.audit, reviews_needed = %s FROM bench_plan p WHERE c.id = p.id",
-                [cfg.review.overlap],
-            )
-    return len(plan), "plan_queue + UPDATE FROM (queue_build too slow at this size)"
-
-
-def load_seeds(n: int, tokens: list[str]) -> None:
-    """n active seed examples (instruction ~12 words, response ~80 words), reused when already loaded."""
-    from django.db import connection, transaction
-    from django.utils import timezone
-
-    from annotation.models import SeedExample
-
-    if SeedExample.objects.count() == n:
-        print(f"[bench] reusing {n:,} seed examples")
-        return
-    started = time.perf_counter()
-    with connection.cursor() as cur:
-        cur.execute(f"TRUNCATE {_table(SeedExample)} RESTART IDENTITY CASCADE")
-    words, now = Words(tokens, seed=3), timezone.now()
-
-    def rows() -> Iterator[tuple[Any, ...]]:
-        for i in range(n):
-            at = now - timedelta(seconds=n - i)
-            yield words.question(words.rng.randint(8, 16)), words.sentences(80), "seed", "{}", "{}", 1, True, at, at
-
-    with transaction.atomic():
-        _copy(
-            f"COPY {_table(SeedExample)} (instruction, response, source, tags, provenance, version, is_active,"
-            " created_at, updated_at) FROM STDIN",
-            rows(),
-        )
-    vacuum(SeedExample)
-    print(f"[bench] {n:,} seed examples in {time.perf_counter() - started:.0f} s")
-
-
-def vacuum(*models: Any) -> None:
-    """VACUUM ANALYZE (outside any transaction): fresh statistics and a clean visibility map for each phase."""
-    from django.db import connection
-
-    with connection.cursor() as cur:
-        for model in models:
-            cur.execute(f"VACUUM ANALYZE {_table(model)}")
-
-
-def bench_users(n: int) -> list[Any]:
-    """n annotators and one curator (the role groups come from a migration; get_or_create keeps it explicit)."""
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Group
-
-    User = get_user_model()
-    annotator = Group.objects.get_or_create(name="annotator")[0]
-    curator = Group.objects.get_or_create(name="curator")[0]
-    users = []
-    for i in range(n):
-        user, created = User.objects.get_or_create(username=f"bench-annotator-{i:02d}")
-        if created:
-            user.set_unusable_password()
-            user.save()
-        user.groups.set([annotator])
-        users.append(user)
-    lead, _ = User.objects.get_or_create(username="bench-curator")
-    lead.groups.set([curator])
-    return users
-
-
-def reset_queue(rnd: Any) -> None:
-    """Undo every decision, skip and lease: each candidate back to its state before its first review."""
-    from django.db import connection, transaction
-
-    from annotation.models import Candidate, Lease, Review
-
-    c, r = _table(Candidate), _table(Review)
-    with transaction.atomic(), connection.cursor() as cur:
-        cur.execute(
-            f"UPDATE {c} c SET status = f.before->>'status', version = (f.before->>'version')::int,"
-            " final_instruction = '', final_response = '', reviews_done = 0, in_queue = true"
-            f" FROM (SELECT DISTINCT ON (candidate_id) candidate_id, before FROM {r}"
-            "       WHERE action IN ('accept', 'edit', 'reject') ORDER BY candidate_id, id) f"
-            " WHERE c.id = f.candidate_id AND c.round_id = %s",
-            [rnd.pk],
-        )
-        cur.execute(f"DELETE FROM {r}")
-        cur.execute(f"DELETE FROM {_table(Lease)}")
-    vacuum(Candidate, Review, Lease)
-
-
-# --- concurrent annotators ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class Phase:
-    """What one run of N concurrent annotators measured."""
-
-    name: str
-    latencies: list[float] = field(default_factory=list)
-    statuses: Counter = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    duplicates: int = 0
-    reviews: int = 0
-    queries_per_request: int = 0
-    slowest_queries: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, seconds: float, status: int) -> None:
-        with self.lock:
-            self.latencies.append(seconds)
-            self.statuses[status] += 1
-
-    def summary(self) -> dict[str, Any]:
-        ms = [x * 1000 for x in self.latencies]
-        return {
-            "p50": round(percentile(ms, 0.50), 2),
-            "p95": round(percentile(ms, 0.95), 2),
-            "p99": round(percentile(ms, 0.99), 2),
-            "decisions": len(ms),
-            "per_s": round(len(ms) / self.seconds, 1) if self.seconds else 0.0,
-            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
-            "errors": len(self.errors),
-            "duplicates": self.duplicates,
-            "reviews_written": self.reviews,
-        }
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between the closest ranks (numpy's default)."""
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    k = (len(s) - 1) * q
-    lo = math.floor(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def _fields(html: str) -> tuple[int, int] | None:
-    found = dict(_FIELD.findall(html))
-    return (int(found["candidate_id"]), int(found["version"])) if "candidate_id" in found else None
-
-
-def _decision(i: int, candidate_id: int, version: int) -> dict[str, Any]:
-    """Accept, and reject as unsafe every 5th."""
-    if i % 5 == 4:
-        return {"candidate_id": candidate_id, "version": version, "action": "reject", "reason": "unsafe"}
-    return {"candidate_id": candidate_id, "version": version, "action": "accept"}
-
-
-def _view_annotator(
-    user: Any,
-    rnd: Any,
-    start: threading.Barrier,
-    phase: Phase,
-    clock: list[float],
-    think: tuple[float, float] | None = None,
-) -> None:
-    """One annotator through the views: GET the queue once, then POST decide (htmx) and read the next item;
-    with `think`, a pause drawn uniformly from that range (seconds) after each item, as a person reading it."""
-    from django.test import Client
-
-    pause = random.Random(user.pk)
-    client = Client()
-    client.force_login(user)
-    item = _fields(client.get(f"/review/{rnd.number}/", headers=HX).content.decode())
-    start.wait()
-    for i in range(MAX_DECISIONS):
-        if item is None or time.perf_counter() - clock[0] > PHASE_SECONDS:
-            break
-        t0 = time.perf_counter()
-        response = client.post(f"/review/{rnd.number}/decide/", _decision(i, *item), headers=HX)
-        phase.add(time.perf_counter() - t0, response.status_code)
-        item = _fields(response.content.decode())
-        if think:
-            time.sleep(pause.uniform(*think))
-
-
-def run_phase(name: str, rnd: Any, users: list[Any], worker: Callable[..., None]) -> Phase:
-    """All annotators at once (a barrier after their first item), each on its own thread and DB connection."""
-    from django.db import connection
-
-    phase = Phase(name)
-    clock: list[float] = []
-    start = threading.Barrier(len(users), action=lambda: clock.append(time.perf_counter()))
-
-    def body(user: Any) -> None:
-        try:
-            worker(user, rnd, start, phase, clock)
-        except Exception as exc:  # reported; the phase goes on
-            phase.errors.append(f"{user.username}: {exc!r}")
-            start.abort()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=body, args=(u,), name=u.username) for u in users]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    phase.seconds = time.perf_counter() - clock[0] if clock else 0.0
-    if phase.errors:
-        print(f"[bench] {name}: {len(phase.errors)} errors, first: {phase.errors[0]}")
-    return phase
-
-
-def check_reviews(phase: Phase) -> None:
-    """No candidate may carry two decisions (accept / edit / reject) from one run."""
-    from django.db.models import Count
-
-    from annotation import queue
-    from annotation.models import Review
-
-    decided = Review.objects.filter(action__in=queue.DECISIONS)
-    phase.reviews = decided.count()
-    phase.duplicates = decided.values("candidate").annotate(n=Count("*")).filter(n__gt=1).count()
-    print(f"[bench] {phase.name}: {phase.reviews:,} decisions written, {phase.duplicates} candidates decided twice")
-
-
-def count_queries(phase: Phase, rnd: Any, user: Any) -> None:
-    """Queries of one more decide + next round trip, alone (after the run)."""
-    from django.db import connection
-    from django.test import Client
-    from django.test.utils import CaptureQueriesContext
-
-    client = Client()
-    client.force_login(user)
-    item = _fields(client.get(f"/review/{rnd.number}/", headers=HX).content.decode())
-    if item is None:
-        return
-    with CaptureQueriesContext(connection) as ctx:
-        client.post(f"/review/{rnd.number}/decide/", _decision(0, *item), headers=HX)
-    phase.queries_per_request = len(ctx.captured_queries)
-    slow = sorted(ctx.captured_queries, key=lambda q: -float(q["time"]))[:3]
-    phase.slowest_queries = [f"{float(q['time']) * 1000:.1f} ms: {q['sql'][:160]}" for q in slow]
+# --- the queue under concurrent annotators ---------------------------------------------------------------------
 
 
 def explain_next(rnd: Any, user: Any) -> list[str]:
@@ -521,7 +82,7 @@ def explain_next(rnd: Any, user: Any) -> list[str]:
         transaction.set_rollback(True)
     with connection.cursor() as cur:
         cur.execute(
-            f"EXPLAIN (ANALYZE, BUFFERS) SELECT COUNT(*) FROM {_table(Candidate)} WHERE round_id = %s AND in_queue",
+            f"EXPLAIN (ANALYZE, BUFFERS) SELECT COUNT(*) FROM {table(Candidate)} WHERE round_id = %s AND in_queue",
             [rnd.pk],
         )
         count_plan = "\n".join(r[0] for r in cur.fetchall())
@@ -551,16 +112,16 @@ def bench_queue(rnd: Any, users: list[Any]) -> None:
         with mock.patch.object(queue, "queue_next", next_item):
             result = run_phase(name, rnd, users, worker)
             check_reviews(result)
-            if worker is _view_annotator:
+            if worker is view_annotator:
                 count_queries(result, rnd, users[0])
         print(f"[bench] {name}: {result.summary()}")
         return result
 
     explain_fresh = explain_next(rnd, users[0])
-    ours = phase("views, SKIP LOCKED", _view_annotator, queue.queue_next)
+    ours = phase("views, SKIP LOCKED", view_annotator, queue.queue_next)
     explain_after = explain_next(rnd, users[0])  # the index front now holds the run's decided rows
-    base = phase("views, blocking FOR UPDATE", _view_annotator, blocking_next)
-    paced = partial(_view_annotator, think=THINK_S)
+    base = phase("views, blocking FOR UPDATE", view_annotator, blocking_next)
+    paced = partial(view_annotator, think=THINK_S)
     p_ours = phase("views, SKIP LOCKED, paced", paced, queue.queue_next)
     p_base = phase("views, blocking FOR UPDATE, paced", paced, blocking_next)
     reset_queue(rnd)

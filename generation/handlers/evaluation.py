@@ -15,7 +15,7 @@ from generation.data import builtin_eval_prompts
 from generation.handlers.stages import backend_for_path
 from generation.handlers.training import heldout_ids
 from generation.models import Job, ModelVersion, Round
-from generation.pipeline import evaluation, prompts, training
+from generation.pipeline import evaluation, prompts, statistics, training
 from generation.selectors import curation_quality
 from generation.services.jobs import StageError, check_not_cancelled, job_progress, job_round, job_succeed
 
@@ -114,7 +114,7 @@ def run_evaluate(job: Job) -> dict[str, Any]:
     judged = time.monotonic()
     heldout: dict[str, Any] = {
         "forward": {
-            **evaluation.nll_comparison(held_c, held_r, seed=cfg.seed),
+            **statistics.nll_comparison(held_c, held_r, seed=cfg.seed),
             "new_model": candidate.name,
             "old_model": reference.name,
         }
@@ -124,7 +124,7 @@ def run_evaluate(job: Job) -> dict[str, Any]:
         bw_base = _loglik_all(job, rnd, rnd.base_model.path, held["backward"], done, total, prompts.BACKWARD_PREFIX)
         bw_new = _loglik_all(job, rnd, backward.path, held["backward"], done + n_held, total, prompts.BACKWARD_PREFIX)
         heldout["backward"] = {
-            **evaluation.nll_comparison(bw_new, bw_base, seed=cfg.seed),
+            **statistics.nll_comparison(bw_new, bw_base, seed=cfg.seed),
             "new_model": backward.name,
             "old_model": rnd.base_model.name,
         }

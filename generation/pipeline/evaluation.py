@@ -1,10 +1,11 @@
-"""Evaluation math for the instruction-tuning loop (Humpback / AlpacaEval style). Pure: no Django, no torch.
+"""Evaluation for the instruction-tuning loop (Humpback / AlpacaEval style). Pure: no Django, no torch.
 
 - Pairwise judging of a candidate (new model) against a reference (previous model), asked in both orders so that
-  position bias cancels out (MT-Bench convention: inconsistent judgements are ties).
-- Win rates, including AlpacaEval's "ties count half" and a length-controlled win rate in the spirit of
-  AlpacaEval 2.0 LC (a logistic fit that regresses the length difference out of the judge's preference).
+  position bias cancels out (MT-Bench convention: inconsistent judgements are ties), and the judge's consistency.
+- Win rates, including AlpacaEval's "ties count half" and the length-controlled win rate
+  (`statistics.length_controlled_win_rate`).
 - Agreement of the model's curation decisions with human review (confusion counts, precision/recall/F1, Spearman).
+- The headline measure of a round's page (the win rate, or the held-out NLL of `statistics.nll_comparison`).
 - Parsing of an uploaded JSONL file of evaluation prompts, with line-numbered error messages.
 """
 
@@ -12,36 +13,29 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
+from generation.pipeline.statistics import length_controlled_win_rate, spearman
 
 __all__ = [
     "PromptFileError",
-    "average_ranks",
     "curation_agreement",
     "headline",
     "judge_consistency",
-    "nll_comparison",
-    "length_controlled_win_rate",
     "pairwise_verdict",
     "parse_prompts_jsonl",
-    "spearman",
     "win_rates",
 ]
 
 VERDICTS = ("win", "loss", "tie")
 
-# Length-controlled fit: L2 penalty on phi (keeps the fit finite when the length term separates the data),
-# and the Newton-CG stopping rules (scipy.optimize.minimize).
-LC_L2_PHI = 1e-3
-LC_MAX_ITER = 100
-LC_XTOL = 1e-10
-
 PROMPT_KEYS = ("prompt", "instruction", "text")
 MAX_REPORTED_ERRORS = 20
+
+# Below this share of pairs judged the same in both orders, a win rate says more about the judge's position bias
+# than about the models (MT-Bench reports 65–70% consistency for strong judges).
+JUDGE_MIN_CONSISTENCY = 0.5
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -98,67 +92,6 @@ def pairwise_verdict(
 # --------------------------------------------------------------------------------------------------------------
 # Win rates
 # --------------------------------------------------------------------------------------------------------------
-
-
-def length_controlled_win_rate(p: Sequence[float], length_diffs: Sequence[float]) -> float | None:
-    """Length-controlled win rate, in the spirit of AlpacaEval 2.0 LC.
-
-    Fits ``logit(p_i) = theta + phi * tanh(d_i / sd)`` where d_i = len(candidate_i) - len(reference_i) and sd is
-    the population standard deviation of the d_i, by minimising binary cross-entropy against the soft targets p_i
-    (plus a tiny L2 penalty on phi) with scipy's Newton-CG (exact gradient and Hessian), and returns
-    sigmoid(theta): the predicted probability that the candidate wins when both responses have the same length.
-    If sd == 0, phi is fixed at 0 and the result is exactly mean(p). Deterministic.
-
-    Args:
-        p: per-item probability that the candidate is preferred (in [0, 1]).
-        length_diffs: per-item candidate length minus reference length.
-
-    Returns:
-        The length-controlled win rate in [0, 1], or None when there are no items.
-    """
-    if len(p) != len(length_diffs):
-        raise ValueError(f"{len(p)} probabilities but {len(length_diffs)} length differences")
-    n = len(p)
-    if n == 0:
-        return None
-    targets = [min(max(float(pi), 0.0), 1.0) for pi in p]
-    mean_p = sum(targets) / n
-    diffs = np.asarray(length_diffs, dtype=float)
-    sd = float(diffs.std())
-    # All targets 0 (or all 1): the optimum is at theta = -inf (+inf) whatever phi; the limit is mean(p).
-    # sd == 0: phi is fixed at 0 and the optimum is theta = logit(mean(p)) in closed form.
-    if sd == 0 or mean_p <= 0.0 or mean_p >= 1.0:
-        return mean_p
-
-    from scipy.optimize import minimize  # imported here: scipy takes a while to load and only this needs it
-    from scipy.special import expit
-
-    target = np.asarray(targets)
-    design = np.column_stack([np.ones(n), np.tanh(diffs / sd)])  # columns: theta's 1, phi's x
-    penalty = np.array([0.0, LC_L2_PHI])  # L2 on phi only
-
-    def loss(w: np.ndarray) -> float:
-        """Soft-target binary cross-entropy of logit = theta + phi*x (up to a constant), plus l2/2 * phi^2."""
-        z = design @ w
-        return float(np.logaddexp(0.0, z).sum() - target @ z + 0.5 * (penalty @ (w * w)))
-
-    def gradient(w: np.ndarray) -> np.ndarray:
-        return design.T @ (expit(design @ w) - target) + penalty * w
-
-    def hessian(w: np.ndarray) -> np.ndarray:
-        s = expit(design @ w)
-        return (design.T * (s * (1.0 - s))) @ design + np.diag(penalty)
-
-    start = np.array([math.log(mean_p / (1.0 - mean_p)), 0.0])
-    fit = minimize(
-        loss,
-        start,
-        jac=gradient,
-        hess=hessian,
-        method="Newton-CG",
-        options={"xtol": LC_XTOL, "maxiter": LC_MAX_ITER},
-    )
-    return float(expit(fit.x[0]))
 
 
 def win_rates(
@@ -227,36 +160,8 @@ def win_rates(
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Ranks and agreement
+# Agreement with human review
 # --------------------------------------------------------------------------------------------------------------
-
-
-def average_ranks(values: Sequence[float]) -> list[float]:
-    """1-based ranks of the values, ties sharing the average of the ranks they span (e.g. [10, 20, 20] ->
-    [1.0, 2.5, 2.5])."""
-    from scipy.stats import rankdata  # imported here: scipy takes a while to load
-
-    return [float(r) for r in rankdata(np.asarray(values, dtype=float), method="average")]
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Spearman's rank correlation (scipy.stats.spearmanr: the Pearson correlation of the average ranks).
-
-    Returns None when there are fewer than two items, either side is constant or a value is NaN.
-    """
-    if len(x) != len(y):
-        raise ValueError(f"length mismatch: {len(x)} vs {len(y)}")
-    if len(x) < 2:
-        return None
-    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if np.all(a == a[0]) or np.all(b == b[0]):  # constant side: undefined (spearmanr would warn and give nan)
-        return None
-    from scipy.stats import spearmanr  # imported here: scipy takes a while to load
-
-    r = float(spearmanr(a, b).statistic)
-    if not math.isfinite(r):  # a NaN among the values
-        return None
-    return max(-1.0, min(1.0, r))
 
 
 def curation_agreement(
@@ -380,13 +285,8 @@ def parse_prompts_jsonl(text: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Judge reliability and held-out likelihood
+# Judge reliability and the headline
 # --------------------------------------------------------------------------------------------------------------
-
-# Below this share of pairs judged the same in both orders, a win rate says more about the judge's position bias
-# than about the models (MT-Bench reports 65–70% consistency for strong judges).
-JUDGE_MIN_CONSISTENCY = 0.5
-BOOTSTRAP_SAMPLES = 1000
 
 
 def judge_consistency(verdicts: Sequence[Mapping[str, Any]]) -> float | None:
@@ -395,73 +295,6 @@ def judge_consistency(verdicts: Sequence[Mapping[str, Any]]) -> float | None:
     if not verdicts:
         return None
     return sum(1 for v in verdicts if v.get("verdict") in ("win", "loss")) / len(verdicts)
-
-
-def _per_token(rows: Sequence[tuple[float, int]], idx: Sequence[int]) -> float | None:
-    tokens = sum(rows[i][1] for i in idx)
-    return -sum(rows[i][0] for i in idx) / tokens if tokens else None
-
-
-def _interval(values: list[float]) -> list[float] | None:
-    if not values:
-        return None
-    values = sorted(values)
-    lo = values[int(0.025 * (len(values) - 1))]
-    hi = values[int(math.ceil(0.975 * (len(values) - 1)))]
-    return [round(lo, 6), round(hi, 6)]
-
-
-def nll_comparison(
-    new: Sequence[tuple[float, int]],
-    old: Sequence[tuple[float, int]],
-    *,
-    samples: int = BOOTSTRAP_SAMPLES,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Per-token NLL (nats) of the same reference texts under a new and an old model, with bootstrap 95%
-    intervals (percentile, resampling the texts; the delta is paired: both models on the same resample).
-
-    Args:
-        new, old: per text, (sum of log-probabilities of its tokens, number of tokens), in the same order.
-
-    Returns:
-        {"n", "tokens", "new": {"nll", "ci"}, "old": {"nll", "ci"}, "delta": {"nll", "ci"}, "improved"}: delta is
-        new − old (negative: the new model predicts the references better); improved is True when the whole
-        interval of the delta is below 0, False when it is above, None when it straddles 0. Deterministic.
-    """
-    if len(new) != len(old):
-        raise ValueError(f"{len(new)} texts for the new model but {len(old)} for the old one")
-    keep = [i for i in range(len(new)) if new[i][1] > 0 and old[i][1] > 0]
-    new = [new[i] for i in keep]
-    old = [old[i] for i in keep]
-    n = len(new)
-    empty = {"nll": None, "ci": None}
-    if n == 0:
-        return {"n": 0, "tokens": 0, "new": empty, "old": empty, "delta": empty, "improved": None}
-    everything = range(n)
-    new_nll, old_nll = _per_token(new, everything), _per_token(old, everything)
-    assert new_nll is not None and old_nll is not None  # n > 0 texts kept, each with tokens
-    rng = random.Random(seed)
-    boot_new, boot_old, boot_delta = [], [], []
-    for _ in range(samples if n > 1 else 0):
-        idx = [rng.randrange(n) for _ in range(n)]
-        a, b = _per_token(new, idx), _per_token(old, idx)
-        if a is not None and b is not None:
-            boot_new.append(a)
-            boot_old.append(b)
-            boot_delta.append(a - b)
-    delta_ci = _interval(boot_delta)
-    improved = None
-    if delta_ci is not None:
-        improved = True if delta_ci[1] < 0 else False if delta_ci[0] > 0 else None
-    return {
-        "n": n,
-        "tokens": sum(t for _, t in new),
-        "new": {"nll": round(new_nll, 6), "ci": _interval(boot_new)},
-        "old": {"nll": round(old_nll, 6), "ci": _interval(boot_old)},
-        "delta": {"nll": round(new_nll - old_nll, 6), "ci": delta_ci},
-        "improved": improved,
-    }
 
 
 def headline(evaluation: Mapping[str, Any]) -> dict[str, Any]:

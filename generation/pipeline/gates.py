@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from generation.corpus.filters import GopherRepetitionFilter
+from generation.corpus.filters.gopher import GopherRepetitionFilter
 
 # reason -> what a reviewer reads on the round page
 REASONS = {

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Self
 
 from generation.pipeline.frozen import Section
+from generation.pipeline.statistics import auc
 
 SIGNALS = ("rubric", "agreement", "ifd")
 # Which way is better, for ranking and for AUC against "this pair is good": +1 higher, −1 lower.
@@ -91,24 +92,6 @@ def likelihood_signals(conditional: LogLik, unconditional: LogLik) -> dict[str, 
         "nll_conditional": round(nll_c, 6),
         "nll_unconditional": round(nll_u, 6),
     }
-
-
-def auc(scores: Sequence[float | None], labels: Sequence[bool]) -> float | None:
-    """Area under the ROC curve of `scores` for the positive `labels` (Mann–Whitney U, ties count half).
-    Items without a score are left out; None when either class is empty."""
-    pairs = [(s, y) for s, y in zip(scores, labels, strict=True) if s is not None and math.isfinite(s)]
-    n_pos = sum(1 for _, y in pairs if y)
-    n_neg = len(pairs) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return None
-    from scipy.stats import mannwhitneyu  # imported here: scipy takes a while to load
-
-    positives = [s for s, y in pairs if y]
-    negatives = [s for s, y in pairs if not y]
-    # U of the positives (average ranks over ties) over the number of (positive, negative) pairs; the p-value is
-    # not used, the asymptotic method only avoids computing the exact distribution.
-    u = mannwhitneyu(positives, negatives, alternative="two-sided", method="asymptotic").statistic
-    return float(u) / (n_pos * n_neg)
 
 
 def oriented(signal: str, value: float | None) -> float | None:

@@ -13,6 +13,7 @@ from django.core.management import CommandError, call_command
 from annotation.models import SeedExample
 from generation.pipeline import formats
 from generation.pipeline.formats import FormatError, detect_format, export_rows, parse
+from generation.pipeline.formats.base import MAX_LINE_BYTES
 from generation.pipeline.training import SYSTEM_PROMPTS
 from tests.factories import SeedExampleFactory
 
@@ -267,7 +268,7 @@ def test_an_empty_array_is_an_error():
 
 
 def test_a_line_over_ten_megabytes_is_refused_by_its_line_and_the_rest_still_checked():
-    huge = json.dumps({"instruction": "Q", "output": "x" * formats.MAX_LINE_BYTES})
+    huge = json.dumps({"instruction": "Q", "output": "x" * MAX_LINE_BYTES})
     text = jsonl(GOOD, huge, {"instruction": "Q"})
     assert problems_of(text, "alpaca_jsonl") == [(2, "line is longer than 10 MB"), (3, "'output' is missing")]
     # bytes, not characters: 2.6 M four-byte characters are over the limit

@@ -25,22 +25,10 @@ from generation.corpus.dedup import (
     pending,
     shingles,
 )
-from generation.corpus.filters import (
-    DOCUMENT_FILTERS,
-    MAX_DOC_CHARS,
-    PASSAGE_FILTERS,
-    PASSAGE_PREFIX,
-    BoilerplateFilter,
-    C4QualityFilter,
-    GopherQualityFilter,
-    GopherRepetitionFilter,
-    LengthFilter,
-    UppercaseFilter,
-    clean_document,
-    clean_lines,
-    clean_text,
-    first_reason,
-)
+from generation.corpus.filters import DOCUMENT_FILTERS, PASSAGE_FILTERS, PASSAGE_PREFIX, clean_document
+from generation.corpus.filters.base import MAX_DOC_CHARS, LengthFilter, UppercaseFilter, first_reason
+from generation.corpus.filters.c4 import BoilerplateFilter, C4QualityFilter, clean_lines, clean_text
+from generation.corpus.filters.gopher import GopherQualityFilter, GopherRepetitionFilter
 from generation.corpus.text import content_hash
 
 # ------------------------------------------------------------------------------------------ hand-made texts

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from generation.corpus import readers
-from generation.corpus.readers import Document, ReadError, ReadStats, detect_kind, read_documents
+from generation.corpus.readers import Document, ReadError, ReadStats, _common, detect_kind, jsonl, read_documents
 
 WEB = Path("/work/shared/data/web")
 C4 = WEB / "c4_en_sample_1000.json.gz"
@@ -290,7 +289,7 @@ def test_line_limit_boundary(tmp_path):
 
 @pytest.mark.parametrize("chunk", [1, 2, 7, 64])
 def test_lines_read_in_small_chunks_are_reassembled_exactly(tmp_path, monkeypatch, chunk):
-    monkeypatch.setattr(readers, "_LINE_CHUNK", chunk)
+    monkeypatch.setattr(_common, "LINE_CHUNK", chunk)  # read_line looks it up there
     texts = ["", "a", "ab" * 40, "x" * 63, "y" * 64, "z" * 65, "café ✓ " * 30]
     path = write_jsonl(tmp_path / "chunks.jsonl", [json.dumps({"id": str(i), "text": t}) for i, t in enumerate(texts)])
     assert [d.text for d in read_documents(path)] == [t for t in texts if t]
@@ -301,8 +300,8 @@ def test_lines_read_in_small_chunks_are_reassembled_exactly(tmp_path, monkeypatc
 
 def test_early_stop_closes_the_file(tmp_path, monkeypatch):
     opened = []
-    real_open = readers._open_binary
-    monkeypatch.setattr(readers, "_open_binary", lambda path: opened.append(real_open(path)) or opened[-1])
+    real_open = jsonl.open_binary
+    monkeypatch.setattr(jsonl, "open_binary", lambda path: opened.append(real_open(path)) or opened[-1])
     path = write_jsonl(tmp_path / "many.jsonl.gz", [json.dumps({"text": f"doc {i}"}) for i in range(100)])
     docs = read_documents(path)
     assert next(docs).text == "doc 0"

@@ -13,7 +13,7 @@ from generation.backends.registry import get_backend
 from generation.handlers import run_job
 from generation.handlers.stages import pair_signals
 from generation.models import Job
-from generation.pipeline import signals
+from generation.pipeline import signals, statistics
 from generation.services.rounds import stage_advance, stage_launch
 from tests.generation.test_stages import make_round
 
@@ -112,7 +112,7 @@ def test_score_pairs_ranks_real_pairs_above_mismatched_ones(model_dir, tmp_path)
     assert set(scored[0]["signals"]) == {"rubric", "agreement", "ifd", "nll_conditional", "nll_unconditional"}
     real = [r for r in scored if r["id"].startswith("real")]
     other = [r for r in scored if r["id"].startswith("mismatched")]
-    ranking = signals.auc([r["keep_score"] for r in real + other], [True] * len(real) + [False] * len(other))
+    ranking = statistics.auc([r["keep_score"] for r in real + other], [True] * len(real) + [False] * len(other))
     assert ranking >= 0.9
     assert all(r["keep"] for r in real) and not any(r["keep"] for r in other)
     echo = scored[-1]

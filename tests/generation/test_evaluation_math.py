@@ -7,17 +7,14 @@ import pytest
 from generation.pipeline.evaluation import (
     JUDGE_MIN_CONSISTENCY,
     PromptFileError,
-    average_ranks,
     curation_agreement,
     headline,
     judge_consistency,
-    length_controlled_win_rate,
-    nll_comparison,
     pairwise_verdict,
     parse_prompts_jsonl,
-    spearman,
     win_rates,
 )
+from generation.pipeline.statistics import average_ranks, length_controlled_win_rate, nll_comparison, spearman
 
 # --------------------------------------------------------------------------------------------------------------
 # pairwise_verdict

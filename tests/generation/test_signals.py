@@ -10,7 +10,6 @@ import pytest
 from generation.pipeline.signals import (
     KEEP_RULES,
     LogLik,
-    auc,
     keep_decisions,
     keep_score,
     likelihood_signals,
@@ -18,6 +17,7 @@ from generation.pipeline.signals import (
     signal_aucs,
     validate_curation,
 )
+from generation.pipeline.statistics import auc
 
 # --------------------------------------------------------------------------------------------------------------
 # LogLik and likelihood_signals

@@ -9,8 +9,7 @@ import warnings
 
 import pytest
 
-from generation.pipeline.evaluation import length_controlled_win_rate, spearman
-from generation.pipeline.signals import auc
+from generation.pipeline.statistics import auc, length_controlled_win_rate, spearman
 
 
 def _lc_datasets() -> list[tuple[list[float], list[float]]]:

@@ -26,7 +26,7 @@ from generation.pipeline import formats, gates, prompts, signals
 
 def read_pairs(path: Path, fmt: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(the file's records as they were, one per pair, and the parsed pairs) — the whole file is checked
-    first, and any bad line is reported with its number (generation/pipeline/formats.py)."""
+    first, and any bad line is reported with its number (generation/pipeline/formats/)."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
