@@ -263,7 +263,8 @@ def test_a_closed_round_shows_its_evaluation_loss_curves_and_curation_agreement(
     rnd.save()
     html = admin_client.get(reverse("round-detail", args=[rnd.number])).content.decode()
     assert "Win rate" in html and "62%" in html and "Length-controlled win rate" in html and "60%" in html
-    assert html.count("<svg") >= 2, "loss curve and win/tie/loss bar"
+    assert html.count("<svg") == 2, "loss curve and win/tie/loss bar"
+    assert 'aria-label="training loss"' in html and 'aria-label="win 50%, tie 25%, loss 25%"' in html
     assert "&lt;b&gt;hi&lt;/b&gt;" in html, "prompts are shown as text"
     assert "Precision" in html and "TP 1" in html
     models = admin_client.get(reverse("model-list")).content.decode()
@@ -371,11 +372,16 @@ def test_admin_writes_respect_the_rounds_state(client, redis_conn):
     assert "Not cancelled: round" in page and "closed already" in page
     closed.refresh_from_db()
     assert closed.state == "closed", "a closed round is never turned into a cancelled one"
-    for rnd, stage in ((closed, "augment"), (review, "augment")):
-        with pytest.raises(stages.StageActionRefused):
-            stages.stage_retry(round=rnd, stage=stage)
-        page = client.post(reverse("round-stage-action", args=[rnd.number, stage, "retry"]), follow=True)
-        assert "Not done:" in page.content.decode()
+    refusals = {
+        closed: f"round {closed.number} is closed: its stages cannot be retried",
+        review: f"round {review.number} is at review: only that stage can be retried (or any, once it failed)",
+    }
+    for rnd, message in refusals.items():
+        with pytest.raises(stages.StageActionRefused) as info:
+            stages.stage_retry(round=rnd, stage="augment")
+        assert str(info.value) == message
+        page = client.post(reverse("round-stage-action", args=[rnd.number, "augment", "retry"]), follow=True)
+        assert f"Not done: {message}." in page.content.decode()
         rnd.refresh_from_db()
     assert (closed.state, review.state) == ("closed", "review"), "a round in review is not sent back to augment"
     assert client.post(reverse("round-stage-action", args=[review.number, "nonsense", "retry"])).status_code == 404
