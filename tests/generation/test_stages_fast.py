@@ -165,6 +165,7 @@ def test_a_retried_chunk_overwrites_instead_of_duplicating(model_path, redis_con
         [job] = stages.stage_launch(round=rnd, stage="augment")
     assert run_stage(rnd, "augment", django_capture_on_commit_callbacks) == ["done"]
     first = {c.segment_id: c.pk for c in rnd.candidates.all()}
+    assert set(first) == set(rnd.corpus.segments.values_list("pk", flat=True)) and len(first) == 2, "a row a segment"
     rnd.candidates.update(instruction="stale", status=S.ERROR, error="stale")
     assert state(rnd) == "curate"
     # Delivered again (requeued by reconcile after its worker died, say): it runs again and overwrites its rows.
