@@ -50,6 +50,7 @@ def test_decide_undo_and_skip():
     queue.queue_decide(user=ann, round=rnd, candidate_id=first.pk, version=first.version, action="accept")
     first.refresh_from_db()
     assert (first.status, first.in_queue, first.reviews_done) == ("accepted", False, 1)
+    # A bound: the wall-clock seconds since the hold began, which the test set 12 s back.
     assert 11 <= Review.objects.get(action="accept").seconds_spent < 60, "time on the item is recorded"
     second = queue.queue_next(user=ann, round=rnd)
     assert second == cands[1]

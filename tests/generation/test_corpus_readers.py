@@ -67,7 +67,9 @@ def test_real_json_lines_files_read_completely(name, count, id_prefix, has_url):
     stats = ReadStats()
     docs = read_all(path, stats=stats)
     assert len(docs) == count == stats.documents
-    assert stats.files == 1 and stats.skipped_empty == 0 and stats.bytes > 0
+    data = path.read_bytes()
+    assert stats.files == 1 and stats.skipped_empty == 0
+    assert stats.bytes == len(gzip.decompress(data) if name.endswith(".gz") else data), "all of it, decompressed"
     assert all(isinstance(d, Document) and d.text.strip() for d in docs)
     assert all(d.source_id.startswith(id_prefix) for d in docs)
     assert len({d.source_id for d in docs}) == count
