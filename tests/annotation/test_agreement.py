@@ -44,7 +44,7 @@ def test_cohen_constant_raters_convention():
 def test_cohen_too_few_items_and_length_mismatch():
     assert cohen_kappa([], []) is None
     assert cohen_kappa(["accept"], ["reject"]) is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^cohen_kappa needs equally long label sequences, got 2 and 1$"):
         cohen_kappa(["accept", "reject"], ["accept"])
 
 

@@ -51,8 +51,9 @@ def test_a_refused_seed_import_writes_nothing_at_all():
     from generation.pipeline import formats
 
     bad = '{"instruction": "Q1", "response": "A1"}\n{"instruction": "Q2"}\n'
-    with pytest.raises((formats.FormatError, ValueError)):
+    with pytest.raises(formats.FormatError) as info:
         services.seed_import(user=None, name="bad.jsonl", text=bad)
+    assert info.value.problems == [(2, "'response' is missing")]
     assert SeedExample.objects.count() == 0 and AuditEvent.objects.count() == 0
 
 

@@ -149,6 +149,8 @@ def test_no_url_answers_5xx_to_any_role_or_malformed_input(world):
         key=lambda p: (any(word in p for word in LAST), p),
     )
     paths = [p for p in paths if not p.lstrip("/").startswith(SKIP_PREFIXES)]
+    # Floors, not counts: the walk finds the URL patterns itself, so a new view adds paths (and requests) without
+    # an edit here; the floors catch a walk that finds next to nothing.
     assert len(paths) > 60, paths
     failures: list[str] = []
     sent = 0

@@ -44,6 +44,7 @@ def test_a_real_segment_gets_a_real_instruction(backend, web_passages):
     )
     assert len(outputs) == 3
     instructions = [parsing.parse_instruction(o.text) for o in outputs]
+    # A bound: whether the small model's answer parses as an instruction varies with the backend and hardware.
     assert sum(i is not None for i in instructions) >= 2, [o.text for o in outputs]
     assert all(o.prompt_tokens > 50 and 0 < o.completion_tokens <= 48 for o in outputs)
 

@@ -90,7 +90,8 @@ def test_the_curate_stage_gates_degenerate_output_and_never_keeps_it(model_dir, 
     }
     for name in ("prompt_echo", "copied_response", "repetitive_response"):
         assert got[name].status == Candidate.Status.DROPPED and got[name].kept_by_curation is False
-        assert got[name].signals["agreement"] is not None, "gated pairs are scored too (for the audit)"
+        scored = got[name].signals  # gated pairs are scored too (for the audit)
+        assert scored["agreement"] == pytest.approx(scored["nll_unconditional"] - scored["nll_conditional"], abs=1e-5)
     assert got["ok"].status == Candidate.Status.KEPT, "top_k 4 keeps every ungated pair"
     assert sum(j.result["gated"] for j in rnd.jobs.filter(stage="curate")) == 3
 
@@ -113,7 +114,7 @@ def test_score_pairs_ranks_real_pairs_above_mismatched_ones(model_dir, tmp_path)
     real = [r for r in scored if r["id"].startswith("real")]
     other = [r for r in scored if r["id"].startswith("mismatched")]
     ranking = statistics.auc([r["keep_score"] for r in real + other], [True] * len(real) + [False] * len(other))
-    assert ranking >= 0.9
+    assert ranking >= 0.9  # a bound: the real model's scores, not ours, decide the exact AUC
     assert all(r["keep"] for r in real) and not any(r["keep"] for r in other)
     echo = scored[-1]
     assert (echo["gate"], echo["keep"]) == ("prompt_echo", False)

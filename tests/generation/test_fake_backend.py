@@ -103,14 +103,17 @@ def test_scores_are_deterministic_distributions_that_differ_between_pairs():
     convs = [prompts.curate_messages(x, y) for x, y in pairs]
     a = FakeBackend().score(convs, prompts.SCORE_OPTIONS, assistant_prefix=prompts.SCORE_PREFIX)
     b = FakeBackend().score(convs, prompts.SCORE_OPTIONS, assistant_prefix=prompts.SCORE_PREFIX)
-    assert a == b and a[0] != a[1]
-    for row in a:
-        assert len(row) == 5 and all(p > 0 for p in row) and sum(row) == pytest.approx(0.9)
-        assert 1 < scoring.expected_score(row) < 5
+    assert a == b
+    assert a[0] == pytest.approx([0.035932, 0.150570, 0.066730, 0.302852, 0.343916], abs=1e-6)
+    assert a[1] == pytest.approx([0.093324, 0.170028, 0.302983, 0.310653, 0.023011], abs=1e-6)
+    assert [sum(row) for row in a] == pytest.approx([0.9, 0.9]), "a tenth of the mass on other tokens"
+    assert [scoring.expected_score(row) for row in a] == pytest.approx([3.853612, 3.0], abs=1e-6)
     [rationale] = FakeBackend().generate(
         [prompts.curate_messages(*pairs[0], rationale=True)], GenerationParams(max_new_tokens=160)
     )
-    assert parsing.parse_score(rationale.text) in range(1, 6) and parsing.parse_rationale(rationale.text)
+    assert rationale.text == "The answer addresses the instruction.\nScore: 2"
+    assert parsing.parse_score(rationale.text) == 2
+    assert parsing.parse_rationale(rationale.text) == "The answer addresses the instruction."
 
 
 def test_agreement_separates_matched_from_mismatched_pairs():
@@ -127,8 +130,8 @@ def test_agreement_separates_matched_from_mismatched_pairs():
         [y for _, y in pairs] * 2,
     )
     agreement = [signals.likelihood_signals(ll[i], ll[n + i])["agreement"] for i in range(n)]
-    assert min(agreement[:2]) > 0.5 and agreement[2:] == [0.0, 0.0]
-    assert ll[0].tokens == 16 and ll[0].total < 0
+    assert agreement == [0.574375, 0.633571, 0.0, 0.0]
+    assert (ll[0].total, ll[0].tokens) == (-29.62, 16)
     [short] = fake.loglik([prompts.likelihood_messages(tea_q)], [TEA], max_completion_tokens=4)
     assert short.tokens == 4
 

@@ -196,7 +196,8 @@ def test_real_pairs_are_almost_never_gated():
         for source, instruction, response in pairs
         if (why := reason(instruction, response)) is not None
     ]
-    assert len(gated) <= 0.05 * len(pairs), "\n".join(map(repr, gated))
+    # One of 274: an OpenAssistant greeting, which is no instruction to learn from.
+    assert gated == [("oasst", "short_instruction", "hello!")], "\n".join(map(repr, gated))
 
 
 def test_a_rewrite_that_restates_the_question_is_not_a_copied_instruction():

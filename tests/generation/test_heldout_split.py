@@ -35,17 +35,17 @@ def test_a_held_out_pair_stays_held_out_as_the_set_grows():
     grown = small + _rows(800, start=1000)
     held_small = heldout_split(small, fraction=0.1, minimum=0, maximum=1000)
     held_grown = heldout_split(grown, fraction=0.1, minimum=0, maximum=1000)
-    assert held_small, "the fraction rule chose some pairs"
+    assert len(held_small) == 20, "the fraction rule chose some pairs"
     small_ids = {i for i, _ in small}
     assert {i for i in held_grown if i in small_ids} == set(held_small), "no pair changes side"
-    assert len(held_grown) > len(held_small)
+    assert len(held_grown) == 115
 
 
 def test_the_split_follows_the_instruction_text_not_the_id_or_its_spacing():
     rows = _rows(200)
     variants = [(i + 10_000, "  " + text.upper().replace(" ", "   ")) for i, text in rows]
     held = set(heldout_split(rows + variants, fraction=0.1, minimum=0, maximum=1000))
-    assert held, "the fraction rule chose some pairs"
+    assert len(held) == 40, "the fraction rule chose 20 pairs, each with its variant"
     assert all((i in held) == (i + 10_000 in held) for i, _ in rows)
 
 

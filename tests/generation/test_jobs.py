@@ -32,7 +32,8 @@ def test_a_real_worker_runs_a_job_end_to_end(burst_worker):
     burst_worker("default")
     job.refresh_from_db()
     assert job.status == Job.Status.DONE, job.error
-    assert job.attempts == 1 and job.started_at and job.finished_at and job.worker
+    assert job.attempts == 1 and job.started_at <= job.finished_at
+    assert job.worker == job.result["worker"] != "", "the claiming worker's (random) RQ name, as it ran the job"
     assert job.result["pid"] != os.getpid(), "the job ran in this test process, not in a worker"
     assert job.result["db"].startswith("PostgreSQL")
     assert django_rq.get_queue("default").count == 0
@@ -48,7 +49,8 @@ def test_a_job_delivered_twice_runs_once(db):
 
 def test_claim_is_won_by_exactly_one_worker(db):
     job = Job.objects.create(stage="ping")
-    assert job_claim(job_id=job.pk, worker="a") is not None
+    won = job_claim(job_id=job.pk, worker="a")
+    assert (won.pk, won.worker, won.status, won.attempts) == (job.pk, "a", Job.Status.RUNNING, 1)
     assert job_claim(job_id=job.pk, worker="b") is None
     job.refresh_from_db()
     assert job.worker == "a" and job.status == Job.Status.RUNNING
@@ -64,11 +66,11 @@ def test_unknown_stage_fails_permanently_with_a_message(db):
 def test_a_failed_job_can_be_retried(db, redis_conn, django_capture_on_commit_callbacks):
     job = Job.objects.create(stage="ping", status=Job.Status.FAILED, error="boom", permanent=True)
     with django_capture_on_commit_callbacks(execute=True):
-        assert job_retry(job=job)
+        assert job_retry(job=job) is True
     job.refresh_from_db()
     assert job.status == Job.Status.QUEUED and not job.error and not job.permanent
     assert django_rq.get_queue("default").job_ids == [job.rq_id]
-    assert not job_retry(job=job), "a queued job is not retryable"
+    assert job_retry(job=job) is False, "a queued job is not retryable"
 
 
 def test_status_reports_database_redis_queues_and_missing_workers(db, redis_conn):

@@ -137,8 +137,9 @@ def test_the_row_decides_not_a_stale_instance():
     row = Round.objects.get(pk=rnd.pk)
     assert row.state == "cancelled" and row.error == "" and row.finished_at is not None
     # The next stage decided on the stale state is not launched either.
-    with pytest.raises(StaleTransition):
+    with pytest.raises(StaleTransition) as info:
         stage_launch(round=stale, stage="curate", enqueue=False, expected_from="augment")
+    assert str(info.value) == f"round {rnd.number} is at cancelled, not augment: it was not moved to curate"
     assert not rnd.jobs.exists()
 
 

@@ -45,7 +45,7 @@ def test_backward_examples_train_on_the_prompt_the_augment_stage_uses():
     assert ex["prompt"] == prompts.backward_messages("A tuple is an immutable sequence.")
     assert ex["completion"] == [{"role": "assistant", "content": "Question: What is a tuple?"}]
     long = training.backward_example("Q?", "word. " * 5000, max_chars=100)
-    assert len(long["prompt"][0]["content"]) < 200
+    assert long["prompt"] == prompts.backward_messages(" ".join(["word."] * 16))  # cut to 95 chars at a sentence end
 
 
 def test_forward_examples_carry_humpbacks_source_tags():
@@ -66,7 +66,7 @@ def test_hyperparameters_follow_the_papers_on_gpu_and_scale_down_on_cpu():
     full = training.resolve_hparams({**cfg, "method": "full"}, on_gpu=True)
     assert full.learning_rate == 1e-5
     cpu = training.resolve_hparams(cfg, on_gpu=False)
-    assert cpu.batch_size <= 4 and cpu.max_length <= 384 and cpu.max_steps == training.CPU_LIMITS["max_steps"]
+    assert (cpu.batch_size, cpu.max_length, cpu.max_steps) == (4, 384, 6), "training.CPU_LIMITS"
     assert cpu.learning_rate == 1e-3, "a few CPU steps need a higher LoRA rate"
     asked = training.resolve_hparams({**cfg, "max_steps": 20}, on_gpu=False)
     assert (asked.max_steps, asked.per_device_batch_size) == (20, 4), "an explicit step count is honoured"

@@ -374,11 +374,16 @@ def test_admin_writes_respect_the_rounds_state(client, redis_conn):
     assert "Not cancelled: round" in page and "closed already" in page
     closed.refresh_from_db()
     assert closed.state == "closed", "a closed round is never turned into a cancelled one"
-    for rnd, stage in ((closed, "augment"), (review, "augment")):
-        with pytest.raises(StageActionRefused):
-            stage_retry(round=rnd, stage=stage)
-        page = client.post(reverse("round-stage-action", args=[rnd.number, stage, "retry"]), follow=True)
-        assert "Not done:" in page.content.decode()
+    refusals = {
+        closed: f"round {closed.number} is closed: its stages cannot be retried",
+        review: f"round {review.number} is at review: only that stage can be retried (or any, once it failed)",
+    }
+    for rnd, message in refusals.items():
+        with pytest.raises(StageActionRefused) as info:
+            stage_retry(round=rnd, stage="augment")
+        assert str(info.value) == message
+        page = client.post(reverse("round-stage-action", args=[rnd.number, "augment", "retry"]), follow=True)
+        assert f"Not done: {message}." in page.content.decode()
         rnd.refresh_from_db()
     assert (closed.state, review.state) == ("closed", "review"), "a round in review is not sent back to augment"
     assert client.post(reverse("round-stage-action", args=[review.number, "nonsense", "retry"])).status_code == 404

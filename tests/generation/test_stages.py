@@ -58,6 +58,7 @@ def test_a_round_runs_augment_curate_rewrite_on_a_real_worker_with_vllm(burst_wo
     cands = list(rnd.candidates.select_related("segment"))
     assert len(cands) == 6 and len({c.segment_id for c in cands}) == 6
     ok = [c for c in cands if c.status != Candidate.Status.ERROR]
+    # A bound: how many of the model's instructions parse depends on what the real model writes (vLLM on CPU).
     assert len(ok) >= 4, [c.error for c in cands]
     for c in ok:
         assert c.instruction and 1.0 <= c.score <= 5.0
@@ -74,7 +75,7 @@ def test_a_round_runs_augment_curate_rewrite_on_a_real_worker_with_vllm(burst_wo
     assert min(c.keep_score for c in kept + rewrite_gated) >= max(
         (c.keep_score for c in ungated_dropped), default=float("-inf")
     )
-    assert sum(bool(c.rewritten_response) for c in kept + rewrite_gated) >= 2
+    assert sum(bool(c.rewritten_response) for c in kept + rewrite_gated) >= 2  # the model's rewrites: a bound too
     augment_jobs = rnd.jobs.filter(stage="augment")
     assert all(j.status == Job.Status.DONE and j.result["completion_tokens"] > 0 for j in augment_jobs)
 
@@ -130,6 +131,7 @@ def test_garbage_output_is_recorded_on_the_item_and_the_stage_goes_on(
         assert run_job(job.pk) == Job.Status.DONE
     job.refresh_from_db()
     assert job.result["errors"] == 2
+    assert rnd.candidates.count() == 2, "an item for each segment, each recording its error"
     for c in rnd.candidates.all():
         assert c.status == Candidate.Status.ERROR and c.error.startswith("unparseable instruction from the model")
     rnd.refresh_from_db()
@@ -144,21 +146,27 @@ def test_huge_and_odd_segments_are_truncated_and_recorded(model_dir):
     [job] = stage_launch(round=rnd, stage="augment", enqueue=False)
     assert run_job(job.pk) == Job.Status.DONE
     by_len = {c.segment.char_count: c for c in rnd.candidates.select_related("segment")}
-    assert by_len[100_000].lineage["truncated_to"] <= rnd.config["max_segment_chars"]
+    assert sorted(by_len) == [len(odd), 100_000]  # both items recorded, whatever the model made of the odd one
+    # Cut to max_segment_chars (6000) at the last sentence end before it.
+    assert by_len[100_000].lineage["truncated_to"] == 5994
+    assert "truncated_to" not in by_len[len(odd)].lineage
     assert job.__class__.objects.get(pk=job.pk).result["truncated"] == 1
-    assert len(by_len) == 2  # both items recorded, whatever the model made of the odd one
 
 
 @pytest.mark.django_db
 def test_a_retried_chunk_overwrites_instead_of_duplicating(model_dir, web_passages):
     rnd = make_round(web_passages[:2], model_dir, generation={"augment_max_new_tokens": 24})
     [job] = stage_launch(round=rnd, stage="augment", enqueue=False)
-    run_job(job.pk)
+    assert run_job(job.pk) == Job.Status.DONE
     first = {c.segment_id: c.pk for c in rnd.candidates.all()}
+    # Something to compare: a row for each of the 2 segments (an empty stage would pass the check below).
+    assert set(first) == set(rnd.corpus.segments.values_list("pk", flat=True)) and len(first) == 2
     Job.objects.filter(pk=job.pk).update(status=Job.Status.QUEUED)
     Round.objects.filter(pk=rnd.pk).update(state="augment")
-    run_job(job.pk)
+    assert run_job(job.pk) == Job.Status.DONE
     assert {c.segment_id: c.pk for c in rnd.candidates.all()} == first
+    job.refresh_from_db()
+    assert job.attempts == 2 and rnd.candidates.count() == 2
 
 
 @pytest.mark.django_db

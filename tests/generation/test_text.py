@@ -31,9 +31,9 @@ def test_every_passage_respects_the_bounds():
     para = "Sentence number one is here. " * 30  # ~870 chars
     doc = "\n\n".join([para] * 10)
     passages = split_passages(doc, min_chars=300, max_chars=2000)
-    assert passages and all(300 <= len(p) <= 2000 for p in passages)
+    assert [len(p) for p in passages] == [1740] * 5  # two paragraphs a passage
     long_block = "word " * 2000  # one 10,000-char "sentence" without a full stop
-    assert all(len(p) <= 2000 for p in split_passages(long_block, min_chars=0, max_chars=2000))
+    assert [len(p) for p in split_passages(long_block, min_chars=0, max_chars=2000)] == [1999] * 5
 
 
 def test_short_sections_are_dropped_not_glued_to_others():
@@ -43,5 +43,5 @@ def test_short_sections_are_dropped_not_glued_to_others():
 
 
 def test_bad_bounds_are_refused():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^need 0 <= min_chars <= max_chars and max_chars > 0$"):
         split_passages("x", min_chars=10, max_chars=5)
