@@ -182,7 +182,7 @@ def _run(docs: list[str]) -> tuple[list[str], Counter[str], int]:
 
 @pytest.fixture(scope="module")
 def c4_docs() -> list[str]:
-    path = Path(__file__).resolve().parents[3] / "shared" / "data" / "web" / "c4_en_sample_1000.json.gz"
+    path = Path(__file__).resolve().parents[4] / "shared" / "data" / "web" / "c4_en_sample_1000.json.gz"
     if not path.is_file():
         pytest.skip(f"{path} is not here (tests on real data need ../shared/data)")
     return _texts(path)

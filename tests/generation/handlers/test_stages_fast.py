@@ -1,5 +1,5 @@
 """The model stages on the fake backend (generation/backends/fake.py): chunks, retries, gates, the keep rule and the
-round's states, in-process and in seconds. What real models make of them is tests/generation/test_stages.py."""
+round's states, in-process and in seconds. What real models make of them is tests/generation/handlers/test_stages.py."""
 
 from __future__ import annotations
 

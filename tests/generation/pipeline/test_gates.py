@@ -10,7 +10,7 @@ import pytest
 
 from generation.pipeline.gates import REASONS, GateInput, gate_reason, is_prompt_echo, is_repetitive
 
-SEED_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "seed"
+SEED_DIR = Path(__file__).resolve().parents[4] / "shared" / "data" / "seed"
 
 INSTRUCTION = "Explain how plants turn sunlight into sugar."
 RESPONSE = (

@@ -15,7 +15,7 @@ from generation.handlers.stages import pair_signals
 from generation.models import Job
 from generation.pipeline import signals, statistics
 from generation.services.rounds import stage_advance, stage_launch
-from tests.generation.test_stages import make_round
+from tests.generation.handlers.test_stages import make_round
 
 pytestmark = pytest.mark.model
 

@@ -20,7 +20,7 @@ from generation.services.jobs import jobs_reconcile
 from generation.services.rounds import round_close_review, round_create, round_start
 from tests.conftest import ROOT, worker_process
 from tests.factories import CorpusFactory, UserFactory
-from tests.generation.test_stages import wait_for
+from tests.generation.handlers.test_stages import wait_for
 
 pytestmark = [pytest.mark.model, pytest.mark.integration]
 
