@@ -46,7 +46,7 @@ class Bins:
 # --- Python ---------------------------------------------------------------------------------------------------------
 
 
-def _to_float(value: object) -> float | None:
+def finite_float(value: object) -> float | None:
     """``value`` as a finite float, or ``None`` when it is missing, not a number, NaN or infinite."""
     if value is None or isinstance(value, bool):
         return None
@@ -87,13 +87,13 @@ def bin_values(
 ) -> Bins | None:
     """``values`` counted into ``bins`` equal bins over ``[lo, hi]`` (default: the data's range, widened to include
     ``marker``); non-finite values are skipped. None when there is no finite value at all."""
-    data = [v for v in map(_to_float, values) if v is not None]
+    data = [v for v in map(finite_float, values) if v is not None]
     if not data:
         return None
-    requested = _to_float(bins)
+    requested = finite_float(bins)
     bins = 10 if requested is None else max(1, min(int(requested), 1000))
-    mark = _to_float(marker)
-    low, high = _to_float(lo), _to_float(hi)
+    mark = finite_float(marker)
+    low, high = finite_float(lo), finite_float(hi)
     extra = [] if mark is None else [mark]
     low = min(data + extra) if low is None else low
     high = max(data + extra) if high is None else high

@@ -24,22 +24,11 @@ from typing import Any
 
 from django import template
 
-from app.binning import Bins
+from app.binning import Bins, finite_float
 
 register = template.Library()
 
 TEMPLATE = "charts/_chart.html"
-
-
-def _number(value: object) -> float | None:
-    """``value`` as a finite float, or ``None`` when it is missing, not a number, NaN or infinite."""
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _fmt(value: float) -> str:
@@ -77,7 +66,7 @@ def _pairs(value: object) -> list[tuple[object, object]]:
 
 def _points(value: object) -> list[tuple[float, float]]:
     """The ``[x, y]`` pairs of ``value`` with two finite numbers, in x order."""
-    points = [(_number(x), _number(y)) for x, y in _pairs(value)]
+    points = [(finite_float(x), finite_float(y)) for x, y in _pairs(value)]
     return sorted(((x, y) for x, y in points if x is not None and y is not None), key=lambda p: p[0])
 
 
@@ -102,7 +91,7 @@ def histogram(bins: Bins | None, x_label: str = "", marker: object = None) -> di
         raise TypeError(f"histogram takes app.binning.Bins or None, not {type(bins).__name__}")
     if not bins or not bins.counts:
         return _empty("histogram", f"{name}: no data")
-    mark = _number(marker)
+    mark = finite_float(marker)
     edges = bins.edges
     last = len(bins.counts) - 1
     rows = [
@@ -144,7 +133,7 @@ def stacked_bar(parts: object, label: str = "", colors: object = None) -> dict[s
     """``{% stacked_bar parts label="verdict" colors="#009E73,#BBBBBB,#D55E00" %}``: one 100% bar of ``[name, value]``
     pairs (counts or fractions). Negative and non-numeric values count as zero; a part keeps its colour (by position)
     when another is zero. ``colors`` is a list or a comma-separated string of CSS colours (default Okabe–Ito)."""
-    values = [(str(name), max(0.0, _number(value) or 0.0)) for name, value in _pairs(parts)]
+    values = [(str(name), max(0.0, finite_float(value) or 0.0)) for name, value in _pairs(parts)]
     total = sum(value for _, value in values)
     if not (math.isfinite(total) and total > 0):
         return _empty("stacked-bar", "No data")
