@@ -17,6 +17,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Subquery, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -137,10 +138,13 @@ def _lease_minutes(rnd: Round) -> int:
     return rnd.cfg.review.lease_minutes
 
 
+def _decided_by(user: AbstractBaseUser) -> Any:
+    """This user's standing decisions (not undone) on the candidate of the outer query."""
+    return Review.objects.filter(candidate=OuterRef("pk"), reviewer=user, action__in=DECISIONS, undone_by__isnull=True)
+
+
 def _claimable(rnd: Round, user: AbstractBaseUser, now: Any) -> Any:
-    decided = Review.objects.filter(
-        candidate=OuterRef("pk"), reviewer=user, action__in=DECISIONS, undone_by__isnull=True
-    )
+    decided = _decided_by(user)
     held = (
         Lease.objects.filter(candidate=OuterRef("pk"), expires_at__gt=now)
         .exclude(user=user)
@@ -163,58 +167,108 @@ def queue_next(*, user: AbstractBaseUser, round: Round, skip_locked: bool = True
 
     `skip_locked=False` claims with a plain `FOR UPDATE`, waiting for whoever locked the row first: correct
     too, but annotators queue up behind each other (the baseline of `make bench`'s review benchmark)."""
+    return _next(user, round, skip_locked=skip_locked)
+
+
+def _next(user: AbstractBaseUser, rnd: Round, *, may_hold: bool = True, skip_locked: bool = True) -> Candidate | None:
+    """queue_next inside the caller's transaction: the hold looked up (skipped when the caller knows there is
+    none, `may_hold=False`) and renewed, else a claim (_claim). Each item comes with its segment."""
     now = timezone.now()
-    expires = now + timedelta(minutes=_lease_minutes(round))
-    held = (
-        Lease.objects.select_related("candidate__segment", "candidate__round")
-        .filter(user=user, candidate__round=round, candidate__in_queue=True, expires_at__gt=now)
-        .exclude(candidate__reviews__reviewer=user, candidate__reviews__action__in=DECISIONS)
-        .order_by("created_at")
-        .first()
-    )
-    if held is not None:
-        Lease.objects.filter(pk=held.pk).update(expires_at=expires)
-        return held.candidate
+    expires = now + timedelta(minutes=_lease_minutes(rnd))
+    if may_hold:
+        held = (
+            Lease.objects.select_related("candidate__segment")
+            .filter(user=user, candidate__round=rnd, candidate__in_queue=True, expires_at__gt=now)
+            .exclude(candidate__reviews__reviewer=user, candidate__reviews__action__in=DECISIONS)
+            .order_by("created_at")
+            .first()
+        )
+        if held is not None:
+            Lease.objects.filter(pk=held.pk).update(expires_at=expires)
+            held.candidate.round = rnd
+            return held.candidate
+    return _claim(user, rnd, now, expires, skip_locked=skip_locked)
+
+
+def _claim(user: AbstractBaseUser, rnd: Round, now: Any, expires: Any, *, skip_locked: bool = True) -> Candidate | None:
+    """The next free item in queue order, claimed (row lock) and leased: two statements, unless someone took it
+    between the two (then the next one)."""
     skipped = Review.objects.filter(candidate=OuterRef("pk"), reviewer=user, action=Review.Action.SKIP)
-    base = _claimable(round, user, now)
+    base = _claimable(rnd, user, now)
     for qs in (base.exclude(Exists(skipped)), base):
         passed: list[int] = []
         for _ in range(MAX_CLAIM_TRIES):
             candidate = (
                 qs.exclude(pk__in=passed)
-                .select_related("segment", "round")
+                .select_related("segment")
                 .order_by("queue_priority", "id")
                 .select_for_update(skip_locked=skip_locked, of=("self",))
                 .first()
             )
             if candidate is None:
                 break
-            # The row lock was taken after the statement's snapshot: a lease committed in between (by whoever
-            # held the lock before us) is invisible to it. Check again with a fresh snapshot, under our lock.
-            if not _claimable(round, user, now).filter(pk=candidate.pk).exists():
+            if not _lease_if_claimable(rnd, user, candidate.pk, now, expires):
                 passed.append(candidate.pk)
                 continue
-            Lease.objects.bulk_create(  # one INSERT … ON CONFLICT DO UPDATE (update_or_create takes four)
-                [Lease(candidate=candidate, user=user, created_at=now, expires_at=expires)],
-                update_conflicts=True,
-                unique_fields=["candidate", "user"],
-                update_fields=["created_at", "expires_at"],
-            )
+            candidate.round = rnd
             return candidate
     return None
+
+
+def _lease_if_claimable(rnd: Round, user: AbstractBaseUser, candidate_id: int, now: Any, expires: Any) -> bool:
+    """Lease the claimed (row-locked) candidate to `user` if it is still claimable, in one statement:
+    INSERT … SELECT … WHERE EXISTS (claimable) ON CONFLICT DO UPDATE.
+
+    The check is needed: the row lock was taken after the claim's snapshot, so a lease committed in between (by
+    whoever held the lock before us) is invisible to the claim. This statement reads a fresh snapshot (READ
+    COMMITTED), so it sees that lease and writes nothing. One INSERT … ON CONFLICT (update_or_create takes four)."""
+    check_sql, check_params = _claimable(rnd, user, now).filter(pk=candidate_id).values("pk").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {Lease._meta.db_table} (candidate_id, user_id, created_at, expires_at)
+            SELECT %s, %s, %s, %s WHERE EXISTS ({check_sql})
+            ON CONFLICT (candidate_id, user_id)
+            DO UPDATE SET created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+            RETURNING id
+            """,
+            [candidate_id, user.pk, now, expires, *check_params],
+        )
+        return cursor.fetchone() is not None
 
 
 COUNT_CAP = 1000
 
 
-def queue_counts(*, user: AbstractBaseUser, round: Round) -> dict[str, Any]:
-    """Remaining items for the queue's header. Counted up to COUNT_CAP ("1000+"): an exact COUNT over a
-    million-row queue cost 70 ms on every decision."""
-    waiting = round.candidates.filter(in_queue=True).values("pk")[: COUNT_CAP + 1].count()
-    mine = Review.objects.filter(
-        reviewer=user, candidate__round=round, action__in=DECISIONS, undone_by__isnull=True
-    ).count()
+def _count_sql(user: AbstractBaseUser, rnd: Round) -> dict[str, tuple[str, tuple[Any, ...]]]:
+    """The header's two counts as scalar SQL: items waiting in the round (up to COUNT_CAP + 1: an exact COUNT
+    over a million-row queue cost 70 ms on every decision) and this user's standing decisions in it."""
+    waiting = rnd.candidates.filter(in_queue=True).order_by().values("pk")[: COUNT_CAP + 1]
+    mine = (
+        Review.objects.filter(reviewer=user, candidate__round=rnd, action__in=DECISIONS, undone_by__isnull=True)
+        .order_by()
+        .values("pk")
+    )
+    out = {}
+    for name, qs in (("waiting", waiting), ("mine", mine)):
+        sql, params = qs.query.sql_with_params()
+        out[name] = (f"SELECT COUNT(*) FROM ({sql}) AS {name}", tuple(params))
+    return out
+
+
+def _counts(waiting: int, mine: int) -> dict[str, Any]:
     return {"waiting": f"{COUNT_CAP}+" if waiting > COUNT_CAP else waiting, "decided_by_me": mine}
+
+
+def queue_counts(*, user: AbstractBaseUser, round: Round) -> dict[str, Any]:
+    """Remaining items for the queue's header ("1000+" above COUNT_CAP) and this user's decisions, one statement."""
+    counts = _count_sql(user, round)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT ({counts['waiting'][0]}), ({counts['mine'][0]})", [*counts["waiting"][1], *counts["mine"][1]]
+        )
+        waiting, mine = cursor.fetchone()
+    return _counts(waiting, mine)
 
 
 # --- deciding ---------------------------------------------------------------------------------------------
@@ -230,6 +284,15 @@ def _refuse_unless_in_review(rnd: Round) -> None:
 
     if rnd.state != Round.State.REVIEW:
         raise services.NotYours(f"round {rnd.number} is not in review")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a decision answers with: the decided pair, the next one (None: nothing left) and the header counts."""
+
+    decided: Candidate
+    next: Candidate | None
+    counts: dict[str, Any]
 
 
 @transaction.atomic
@@ -251,28 +314,110 @@ def queue_decide(
     not decided by them already: anything else raises services.NotYours, with one message whatever the cause.
     Raises services.StaleVersion when the pair changed since this annotator loaded it (for pairs reviewed by
     one person; with overlap each annotator's decision is their own and disagreements go to adjudication)."""
-    _refuse_unless_in_review(round)
+    decided, _, _ = _decide(
+        user,
+        round,
+        candidate_id,
+        version,
+        action,
+        instruction=instruction,
+        response=response,
+        reason=reason,
+        reason_text=reason_text,
+    )
+    return decided
+
+
+@transaction.atomic
+def queue_decide_next(
+    *,
+    user: AbstractBaseUser,
+    round: Round,
+    candidate_id: int,
+    version: int,
+    action: str,
+    instruction: str | None = None,
+    response: str | None = None,
+    reason: str = "",
+    reason_text: str = "",
+) -> Answer:
+    """queue_decide, then queue_next and the header counts, in one transaction (one commit): the answer to a
+    decision carries the next pair, so an annotator waits for one round trip after a key. Refused exactly as
+    queue_decide refuses (nothing is written then, and nothing claimed).
+
+    Eight statements in all, and BEGIN and COMMIT: the pair locked (with whether this user decided it already,
+    whether they hold another pair, and the counts), the lease released, the pair updated, the Review written;
+    the next pair claimed and leased (or, if they hold another, that one looked up and its hold renewed)."""
+    decided, counts, holds_another = _decide(
+        user,
+        round,
+        candidate_id,
+        version,
+        action,
+        instruction=instruction,
+        response=response,
+        reason=reason,
+        reason_text=reason_text,
+    )
+    return Answer(decided, _next(user, round, may_hold=holds_another), counts)
+
+
+def _decide(
+    user: AbstractBaseUser,
+    rnd: Round,
+    candidate_id: int,
+    version: int,
+    action: str,
+    *,
+    instruction: str | None,
+    response: str | None,
+    reason: str,
+    reason_text: str,
+) -> tuple[Candidate, dict[str, Any], bool]:
+    """queue_decide inside the caller's transaction: the decided pair, the header counts after the decision
+    (read with the pair, before it, then counted forward) and whether this user holds another pair of the round.
+    Four statements for a decision (the row locked with the checks and counts, the lease released, the pair
+    updated with its queue counters, the Review inserted), three for a skip."""
+    _refuse_unless_in_review(rnd)
     now = timezone.now()
-    candidate = Candidate.objects.select_for_update().filter(pk=candidate_id, round=round).first()
-    if candidate is None or not candidate.in_queue:
+    counts = _count_sql(user, rnd)
+    another = Lease.objects.filter(
+        user=user, expires_at__gt=now, candidate__round=rnd, candidate__in_queue=True
+    ).exclude(candidate=OuterRef("pk"))
+    candidate = (
+        Candidate.objects.select_for_update(of=("self",))
+        .select_related("segment")
+        .annotate(
+            decided_by_them=Exists(_decided_by(user)),
+            holds_another=Exists(another),
+            n_waiting=RawSQL(*counts["waiting"]),
+            n_mine=RawSQL(*counts["mine"]),
+        )
+        .filter(pk=candidate_id, round=rnd, in_queue=True)
+        .first()
+    )
+    if candidate is None or candidate.decided_by_them:
         raise services.NotYours(NOT_YOURS)
-    lease = Lease.objects.filter(candidate=candidate, user=user, expires_at__gt=now).first()
-    if lease is None:
+    # After the row lock, in a statement of its own (a fresh snapshot): the same pair posted twice at once waits
+    # here for the first post, then finds the hold gone. Any refusal below rolls the release back.
+    held_since = _release_lease(candidate.pk, user, now)
+    if held_since is None:
         raise services.NotYours(NOT_YOURS)
-    if Review.objects.filter(candidate=candidate, reviewer=user, action__in=DECISIONS, undone_by__isnull=True).exists():
-        raise services.NotYours(NOT_YOURS)
-    seconds = min((now - lease.created_at).total_seconds(), MAX_SECONDS_PER_ITEM)
+    seconds = min((now - held_since).total_seconds(), MAX_SECONDS_PER_ITEM)
+    waiting, mine = candidate.n_waiting, candidate.n_mine
     if action == Review.Action.SKIP:
         Review.objects.create(candidate=candidate, reviewer=user, action=action, seconds_spent=seconds)
-        Lease.objects.filter(candidate=candidate, user=user).delete()
-        return candidate
+        return candidate, _counts(waiting, mine), candidate.holds_another
     if action == Review.Action.REJECT and reason and reason not in REJECT_REASONS and reason != "other":
         raise services.ReviewError(f"unknown reason {reason!r}")
     if action == Review.Action.REJECT and reason == "other" and not reason_text.strip():
         raise services.ReviewError("say why in a few words when the reason is 'other'")
     overlap = candidate.reviews_needed > 1
-    candidate = services.candidate_review(
-        candidate_id=candidate_id,
+    # The row is locked (FOR UPDATE above) until this transaction ends: count and dequeue in the decision's UPDATE.
+    candidate.reviews_done += 1
+    candidate.in_queue = candidate.reviews_done < candidate.reviews_needed
+    decided = services.candidate_review_locked(
+        candidate,
         reviewer=user,
         action=action,
         version=candidate.version if overlap else version,
@@ -281,13 +426,23 @@ def queue_decide(
         reason=reason,
         reason_text=reason_text,
         seconds_spent=seconds,
+        also_save=("reviews_done", "in_queue"),
     )
-    # The row is locked (FOR UPDATE above) until this transaction ends: count and dequeue in one UPDATE.
-    candidate.reviews_done += 1
-    candidate.in_queue = candidate.in_queue and candidate.reviews_done < candidate.reviews_needed
-    Candidate.objects.filter(pk=candidate.pk).update(reviews_done=candidate.reviews_done, in_queue=candidate.in_queue)
-    Lease.objects.filter(candidate=candidate, user=user).delete()
-    return candidate
+    if not decided.in_queue and waiting <= COUNT_CAP:
+        waiting -= 1
+    return decided, _counts(waiting, mine + 1), candidate.holds_another
+
+
+def _release_lease(candidate_id: int, user: AbstractBaseUser, now: Any) -> Any:
+    """Delete this user's live lease on the pair; when it began (None when they held none)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {Lease._meta.db_table} WHERE candidate_id = %s AND user_id = %s AND expires_at > %s"
+            " RETURNING created_at",
+            [candidate_id, user.pk, now],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 @transaction.atomic

@@ -138,12 +138,41 @@ def candidate_review(
     to final_instruction / final_response, so the correction itself is data (the next backward model learns it).
     """
     candidate = Candidate.objects.select_for_update().select_related("segment").get(pk=candidate_id)
+    return candidate_review_locked(
+        candidate,
+        reviewer=reviewer,
+        action=action,
+        version=version,
+        instruction=instruction,
+        response=response,
+        reason=reason,
+        reason_text=reason_text,
+        seconds_spent=seconds_spent,
+    )
+
+
+def candidate_review_locked(
+    candidate: Candidate,
+    *,
+    reviewer: AbstractBaseUser,
+    action: str,
+    version: int,
+    instruction: str | None = None,
+    response: str | None = None,
+    reason: str = "",
+    reason_text: str = "",
+    seconds_spent: float | None = None,
+    also_save: tuple[str, ...] = (),
+) -> Candidate:
+    """candidate_review on a candidate the caller has already locked (`SELECT … FOR UPDATE`, with its segment)
+    in the transaction it runs in: one UPDATE of the candidate and one INSERT of the Review. `also_save` names
+    more fields the caller changed on `candidate`, written by the same UPDATE (the review queue's counters)."""
     if candidate.version != version:
         raise StaleVersion(
-            f"candidate {candidate_id} was changed by someone else (version {candidate.version}, you saw {version})"
+            f"candidate {candidate.pk} was changed by someone else (version {candidate.version}, you saw {version})"
         )
     if not candidate.is_reviewable and candidate.status not in Candidate.REVIEWED:
-        raise ReviewError(f"candidate {candidate_id} is {candidate.status}: it cannot be reviewed")
+        raise ReviewError(f"candidate {candidate.pk} is {candidate.status}: it cannot be reviewed")
     before = {
         "status": candidate.status,
         "instruction": candidate.final_instruction or candidate.instruction,
@@ -169,7 +198,7 @@ def candidate_review(
     else:
         raise ReviewError(f"unknown action {action!r}; expected accept, edit or reject")
     candidate.version += 1
-    candidate.save(update_fields=["status", "final_instruction", "final_response", "version", "updated_at"])
+    candidate.save(update_fields=["status", "final_instruction", "final_response", "version", "updated_at", *also_save])
     Review.objects.create(
         candidate=candidate,
         reviewer=reviewer,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.conf import settings
@@ -14,6 +15,7 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -191,12 +193,22 @@ def _review_round(number: int) -> Round:
     return get_object_or_404(Round, number=number)
 
 
-def _item_context(request: HttpRequest, rnd: Round, candidate: Candidate | None, **extra: Any) -> dict[str, Any]:
+@functools.cache
+def _reason_options() -> str:
+    """The reject reasons' <option>s: the same for every item, so rendered once per process, not per item."""
+    return render_to_string("annotation/review.html#reason-options", {"reasons": queue.REJECT_REASONS})
+
+
+def _item_context(
+    request: HttpRequest, rnd: Round, candidate: Candidate | None, counts: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
     context: dict[str, Any] = {
         "round": rnd,
         "candidate": candidate,
-        "reasons": queue.REJECT_REASONS,
-        "counts": queue.queue_counts(user=request.user, round=rnd),
+        "reason_options": _reason_options(),
+        "decide_url": reverse("review-decide", args=[rnd.number]),
+        "undo_url": reverse("review-undo", args=[rnd.number]),
+        "counts": counts if counts is not None else queue.queue_counts(user=request.user, round=rnd),
         **extra,
     }
     if candidate is not None:
@@ -230,7 +242,8 @@ def review_queue(request: HttpRequest, number: int) -> HttpResponse:
 @require_POST
 @role_required(ANNOTATOR)
 def review_decide(request: HttpRequest, number: int) -> HttpResponse:
-    """Decide on the item in focus and answer with the next one (one round trip, no page load)."""
+    """Decide on the item in focus and answer with the next one: one round trip, no page load, one transaction
+    (queue.queue_decide_next); the answer is the item's partial alone."""
     rnd = _review_round(number)
     form = DecisionForm(request.POST)
     if not form.is_valid():
@@ -239,7 +252,7 @@ def review_decide(request: HttpRequest, number: int) -> HttpResponse:
         )
     data = form.cleaned_data
     try:
-        queue.queue_decide(
+        answer = queue.queue_decide_next(
             user=request.user,
             round=rnd,
             candidate_id=data["candidate_id"],
@@ -257,7 +270,7 @@ def review_decide(request: HttpRequest, number: int) -> HttpResponse:
         error = str(exc) if status == 400 else f"Not saved: {exc}."
         return _render_item(request, rnd, queue.queue_next(user=request.user, round=rnd), status=status, error=error)
     done = {"accept": "Accepted", "edit": "Saved your edit", "reject": "Rejected", "skip": "Skipped"}[data["action"]]
-    return _render_item(request, rnd, queue.queue_next(user=request.user, round=rnd), notice=f"{done}. U undoes it.")
+    return _render_item(request, rnd, answer.next, counts=answer.counts, notice=f"{done}. U undoes it.")
 
 
 @require_POST

@@ -10,8 +10,13 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import Group
+from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef
 from django.http import HttpRequest, HttpResponse
 
 ANNOTATOR = "annotator"
@@ -30,11 +35,22 @@ def user_role(user: Any) -> str | None:
     cached = getattr(user, "_backforth_role", False)
     if cached is not False:
         return cached
-    names = set(user.groups.values_list("name", flat=True))
+    loaded = getattr(user, "group_names", None)  # RoleBackend read them with the user
+    names = set(loaded if loaded is not None else user.groups.values_list("name", flat=True))
     held = [r for r in ROLES if r in names]
     role = max(held, key=_RANK.__getitem__) if held else None
     user._backforth_role = role
     return role
+
+
+class RoleBackend(ModelBackend):
+    """Django's ModelBackend, except that the user of each request is read with its group names in the same
+    query (`group_names`, which user_role reads): one query fewer on every page a role guards."""
+
+    def get_user(self, user_id: Any) -> Any:
+        groups = Group.objects.filter(user=OuterRef("pk")).values("name")
+        user = get_user_model()._default_manager.annotate(group_names=ArraySubquery(groups)).filter(pk=user_id).first()
+        return user if user is not None and self.user_can_authenticate(user) else None
 
 
 def has_role(user: Any, role: str) -> bool:

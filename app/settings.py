@@ -144,9 +144,11 @@ AUTH_PASSWORD_VALIDATORS = [
 # Login rate limiting (django-axes): 5 failed logins for one username from one address lock that pair out for 15
 # minutes; a successful login before that resets the count. The client address is REMOTE_ADDR (axes' default
 # without django-ipware), so a client cannot pick its own with X-Forwarded-For.
+# app.roles.RoleBackend is Django's ModelBackend reading the user's groups with the user (one query fewer per
+# request); a session signed in through ModelBackend before it replaced it asks to sign in again, once.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "app.roles.RoleBackend",
 ]
 AXES_FAILURE_LIMIT = env_int("BACKFORTH_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("BACKFORTH_LOGIN_LOCKOUT_MINUTES", 15))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import html
+import re
 import threading
 from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -131,24 +134,72 @@ def test_with_overlap_each_item_goes_to_two_different_annotators():
     assert (cand.reviews_done, cand.in_queue) == (2, False)
 
 
-@pytest.mark.django_db
-def test_decide_and_load_next_stays_within_its_query_budget(client, django_assert_max_num_queries):
-    """The htmx round trip the bench measures: session, user and role, the decision (locked row, review,
-    one UPDATE), the next claim (one INSERT … ON CONFLICT for the lease) and the header counts."""
+# What a decision costs: every statement of the htmx round trip (decide + the next item in the answer) as production
+# sends them, BEGIN and COMMIT included (the test runs in autocommit, transaction=True, so no test savepoints).
+# 11: the session, the user with its groups (one query: app.roles.RoleBackend), the round; BEGIN; the pair locked
+# (with the "decided already" and "holds another" checks and the header counts), its lease released, the pair
+# updated with its queue counters, the Review; the next pair claimed and leased after a fresh check; COMMIT.
+DECIDE_AND_NEXT_QUERIES = 11
+
+
+def _decision_form(page: str) -> dict[str, str]:
+    """What the browser sends for the form #decision (review.js clicks its buttons; htmx posts every field)."""
+    start = page.index('<form id="decision"')
+    form = page[start : page.index("</form>", start)]
+    fields = dict(re.findall(r'<input type="hidden" name="([\w-]+)" value="([^"]*)">', form))
+    textareas = re.findall(r'<textarea [^>]*name="(instruction|response)"[^>]*>(.*?)</textarea>', form, re.S)
+    return fields | {name: html.unescape(text) for name, text in textareas} | {"reason": "", "reason_text": ""}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "press",
+    [{"action": "accept"}, {"action": "reject", "reason": "unsafe"}, {"action": "skip"}],
+    ids=["accept", "reject", "skip"],
+)
+def test_decide_and_load_next_stays_within_its_query_budget(press, django_assert_max_num_queries):
+    """The htmx POST that decides and answers with the next pair, from a signed-in annotator's browser (CSRF
+    checks on), on a round in review with pairs queued: at most 11 statements, and the answer is the partial."""
     rnd, _ = make_queue(3)
-    client.force_login(UserFactory(role="annotator"))
-    client.get(reverse("review-queue", args=[rnd.number]))
+    UserFactory(username="ann", role="annotator", password="a-long-password-1")
+    browser = Client(enforce_csrf_checks=True)
+    login_page = browser.get(reverse("login")).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page).group(1)
+    signed_in = browser.post(
+        reverse("login"), {"csrfmiddlewaretoken": token, "username": "ann", "password": "a-long-password-1"}
+    )
+    assert signed_in.status_code == 302 and browser.session["_auth_user_backend"] == "app.roles.RoleBackend"
+    fields = _decision_form(browser.get(reverse("review-queue", args=[rnd.number])).content.decode())
     held = Lease.objects.get()
-    with django_assert_max_num_queries(25):
-        response = client.post(
+    assert fields["candidate_id"] == str(held.candidate_id)
+    with django_assert_max_num_queries(DECIDE_AND_NEXT_QUERIES):
+        response = browser.post(
             reverse("review-decide", args=[rnd.number]),
-            {"candidate_id": held.candidate_id, "version": held.candidate.version, "action": "accept"},
-            headers={"HX-Request": "true"},
+            fields | press,
+            headers={"HX-Request": "true", "HX-Target": "review-item", "HX-Trigger": "decision"},
         )
-    assert response.status_code == 200 and "Accepted" in response.content.decode()
+    body = response.content.decode()
+    assert response.status_code == 200 and body.lstrip().startswith('<div id="review-item"'), "the partial alone"
     decided = Candidate.objects.get(pk=held.candidate_id)
-    assert (decided.status, decided.reviews_done, decided.in_queue) == ("accepted", 1, False)
-    assert Lease.objects.get().candidate_id != held.candidate_id, "the next pair is leased"
+    expected = {"accept": ("accepted", 1, False), "reject": ("rejected", 1, False), "skip": ("kept", 0, True)}
+    assert (decided.status, decided.reviews_done, decided.in_queue) == expected[press["action"]]
+    next_lease = Lease.objects.get()
+    assert next_lease.candidate_id != held.candidate_id, "the next pair is leased"
+    assert _decision_form(body)["candidate_id"] == str(next_lease.candidate_id), "… and comes in the answer"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_queue_page_and_a_held_item_stay_within_the_budget_too(client, django_assert_max_num_queries):
+    """Loading the queue (a new claim) and coming back to it (the held item, its hold renewed)."""
+    rnd, _ = make_queue(2)
+    client.force_login(UserFactory(role="annotator"))
+    for _ in range(2):
+        with django_assert_max_num_queries(DECIDE_AND_NEXT_QUERIES):
+            assert (
+                client.get(reverse("review-queue", args=[rnd.number]), headers={"HX-Request": "true"}).status_code
+                == 200
+            )
+    assert Lease.objects.count() == 1
 
 
 def test_gated_pairs_are_audited_at_least_once_per_reason():
