@@ -3,6 +3,10 @@
 Assignment holds under concurrency: the next item is claimed with `SELECT … FOR UPDATE SKIP LOCKED` on the
 candidate row and a Lease row (unique per candidate and annotator) that expires; an item needing N distinct
 annotators (overlap) is handed to at most N people at once, never twice to the same person.
+
+Why one module of ~480 lines: building the queue, claiming, deciding, skipping and undoing take the same locks in
+the same order (candidate row, then lease) in hand-tuned SQL; kept side by side, the lock order and the statement
+budget of decide + next (tests/annotation/test_queue.py) can be read and checked in one place.
 """
 
 from __future__ import annotations
