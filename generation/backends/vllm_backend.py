@@ -25,7 +25,7 @@ import gc
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +103,15 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 class _ProgressBar:
-    """What `LLM.generate(use_tqdm=…)` drives, reduced to passing finished requests on to a Progress."""
+    """What `LLM.generate(use_tqdm=…)` drives, reduced to passing finished requests on to a Progress. vLLM also
+    wraps the prompts it renders in one (`maybe_tqdm(prompts)`): that one is iterated and reports nothing."""
 
-    def __init__(self, progress: Progress, total: int = 0, **_: Any) -> None:
-        self.progress, self.total, self.n, self.postfix = progress, total, 0, ""
+    def __init__(self, progress: Progress, iterable: Iterable[Any] = (), total: int = 0, **_: Any) -> None:
+        self.progress, self.iterable, self.total, self.n, self.postfix = progress, iterable, total, 0, ""
         self._started = time.monotonic()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.iterable)
 
     @property
     def format_dict(self) -> dict[str, float]:

@@ -40,6 +40,8 @@ def test_vllm_progress_hears_of_each_finished_request():
     bar.close()
     assert heard == [1, 2] and bar.n == 3
     assert _tqdm(None) is False  # no progress asked for: vLLM draws no bar
+    # vLLM also wraps the prompts it renders (`maybe_tqdm(prompts, use_tqdm=…, desc=…)`): iterated, nothing heard.
+    assert list(_tqdm(heard.append)(["p1", "p2"], desc="Rendering prompts")) == ["p1", "p2"] and heard == [1, 2]
 
 
 def test_cpu_id_ranges():
