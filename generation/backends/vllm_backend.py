@@ -6,7 +6,7 @@ token after the forced prefix (max_tokens=1): an option outside the returned top
 the score math renormalises away. Likelihoods come from the prompt logprobs of context + completion, one prefill
 each, all in one call.
 
-Prefix caching is on: the rubric of the curate prompt (189 tokens), the judge's preamble and every template's head
+Prefix caching is on: the rubric of the curate prompt (189 tokens) and the judge's preamble and question
 are computed once and reused by every request that starts with them. On CPU the engine's KV blocks are 32 tokens
 (vLLM's CPU default is 128, and only whole blocks are reused, so most of the rubric was recomputed per pair).
 Requests with prompt logprobs (`loglik`) never read the cache (vLLM's rule: it returns logprobs only for what it
