@@ -1,4 +1,4 @@
-"""Shared helpers for `make bench`: real data, results file, timing."""
+"""Shared helpers for `make bench`: real data, results file, timing, a benchmark's own database and Redis DB."""
 
 from __future__ import annotations
 
@@ -10,24 +10,34 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
 SHARED_WEB = ROOT.parent / "shared" / "data" / "web"
 
 
+WORKER_LOG = ROOT / "var" / "log" / "bench-worker.log"
+
+
 def start_worker(queue: str = "gpu") -> subprocess.Popen:
-    """A BackforthWorker in its own process group, so `stop_worker` takes the vLLM engine it spawns with it."""
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "rqworker", queue, "--worker-class", "generation.worker.BackforthWorker"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    """A BackforthWorker in its own process group, so `stop_worker` takes the vLLM engine it spawns with it. It gets
+    this process's DATABASE_URL and REDIS_URL (a benchmark's own, under `own_database`) and logs to WORKER_LOG."""
+    WORKER_LOG.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    print(f"[bench] worker on {_redacted(env.get('DATABASE_URL', '(app database)'))}, log {WORKER_LOG}")
+    with WORKER_LOG.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "rqworker", queue, "--worker-class", "generation.worker.BackforthWorker"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def stop_worker(worker: subprocess.Popen, grace_s: float = 30) -> None:
@@ -46,6 +56,76 @@ def stop_worker(worker: subprocess.Popen, grace_s: float = 30) -> None:
         with contextlib.suppress(ProcessLookupError):  # the worker is gone; take any engine left in its group
             os.killpg(worker.pid, signal.SIGKILL)
         return
+
+
+def _redacted(url: str) -> str:
+    from app.env import redact_url
+
+    return redact_url(url)
+
+
+def _service_urls() -> tuple[str, str]:
+    """The app's DATABASE_URL and REDIS_URL, from the environment or .env (as settings.py reads them)."""
+    from app.env import load_dotenv
+
+    load_dotenv(ROOT / ".env")
+    return (
+        os.environ.get("DATABASE_URL", "postgres://backforth:backforth@127.0.0.1:5432/backforth"),
+        os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+    )
+
+
+@contextlib.contextmanager
+def own_database(name: str, *, redis_db: int) -> Iterator[str]:
+    """Run a benchmark on a PostgreSQL database and a Redis DB of its own, so it never touches the app's rounds,
+    rows or queues: `name` is created (dropped first if a killed run left it) on the app's server with the app's
+    credentials and migrated, Redis DB `redis_db` flushed; DATABASE_URL and REDIS_URL point at them for this process
+    and every worker `start_worker` starts. On the way out the database is dropped and the Redis DB flushed. Enter
+    it before setup_django(); yields the database URL."""
+    import psycopg
+    import redis
+
+    app_db, app_redis = _service_urls()
+    db = urlsplit(app_db)
+    own_db = urlunsplit((db.scheme, db.netloc, f"/{name}", db.query, ""))
+    admin = urlunsplit((db.scheme, db.netloc, "/postgres", db.query, ""))
+    rd = urlsplit(app_redis)
+    if rd.path.strip("/") == str(redis_db):
+        raise SystemExit(f"the benchmark's Redis DB {redis_db} is the app's own ({_redacted(app_redis)})")
+    own_redis = urlunsplit((rd.scheme, rd.netloc, f"/{redis_db}", rd.query, ""))
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "REDIS_URL")}
+    drop()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    redis.Redis.from_url(own_redis).flushdb()
+    os.environ["DATABASE_URL"], os.environ["REDIS_URL"] = own_db, own_redis
+    print(f"[bench] own database {name} and Redis DB {redis_db} (dropped and flushed afterwards)")
+    try:
+        yield own_db
+    finally:
+        with contextlib.suppress(Exception):  # Django may not have been set up
+            from django.db import connections
+
+            connections.close_all()
+        drop()
+        redis.Redis.from_url(own_redis).flushdb()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def migrate() -> None:
+    """Apply the migrations to the database Django points at (a benchmark's own, after own_database)."""
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
 
 
 def setup_django() -> None:

@@ -10,6 +10,9 @@ from typing import Any, Protocol
 from generation.pipeline.signals import LogLik
 
 Messages = list[dict[str, str]]
+#: Called with the number of requests of a call that just finished (the engine's own completions on vLLM, each
+#: sub-batch on transformers), so a long call can report progress; it must not raise.
+Progress = Callable[[int], None]
 
 
 class BackendError(RuntimeError):
@@ -44,11 +47,24 @@ class Backend(Protocol):
     model_path: str
 
     def generate(
-        self, conversations: Sequence[Messages], params: GenerationParams, *, assistant_prefix: str = ""
-    ) -> list[Generation]: ...
+        self,
+        conversations: Sequence[Messages],
+        params: GenerationParams,
+        *,
+        assistant_prefix: str = "",
+        progress: Progress | None = None,
+    ) -> list[Generation]:
+        """One call for all `conversations`: the backend batches them itself (vLLM schedules them all at once,
+        transformers in length-sorted batches of its batch size), and returns the outputs in their order."""
+        ...
 
     def score(
-        self, conversations: Sequence[Messages], options: Sequence[str], *, assistant_prefix: str
+        self,
+        conversations: Sequence[Messages],
+        options: Sequence[str],
+        *,
+        assistant_prefix: str,
+        progress: Progress | None = None,
     ) -> list[list[float]]:
         """For each conversation, P(option) of the token after `assistant_prefix` (unnormalised)."""
         ...
@@ -60,6 +76,7 @@ class Backend(Protocol):
         *,
         assistant_prefix: str = "",
         max_completion_tokens: int = 512,
+        progress: Progress | None = None,
     ) -> list[LogLik]:
         """For each conversation, log p(completion | the conversation's assistant turn + prefix): the sum over
         the completion's first `max_completion_tokens` tokens, and their count (one forward pass, batched)."""

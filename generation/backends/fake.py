@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from generation.backends.base import Generation, GenerationParams, Messages, TrainResult
+from generation.backends.base import Generation, GenerationParams, Messages, Progress, TrainResult
 from generation.pipeline import prompts
 from generation.pipeline.signals import LogLik
 
@@ -79,6 +79,12 @@ def _stable(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
 
 
+def _done(progress: Progress | None, n: int) -> None:
+    """The whole call finishes at once here."""
+    if progress is not None and n:
+        progress(n)
+
+
 class FakeBackend:
     """Deterministic stand-in for a model (see the module docstring). `model_path` need not exist."""
 
@@ -92,7 +98,12 @@ class FakeBackend:
     # --- generate -----------------------------------------------------------------------------------------
 
     def generate(
-        self, conversations: Sequence[Messages], params: GenerationParams, *, assistant_prefix: str = ""
+        self,
+        conversations: Sequence[Messages],
+        params: GenerationParams,
+        *,
+        assistant_prefix: str = "",
+        progress: Progress | None = None,
     ) -> list[Generation]:
         self.calls["generate"] += 1
         out = []
@@ -103,6 +114,7 @@ class FakeBackend:
             text = text + close if finished else " ".join(words[: params.max_new_tokens])
             prompt_tokens = sum(len(_words(m.get("content", ""))) for m in messages) + len(_words(assistant_prefix))
             out.append(Generation(text, prompt_tokens, min(len(words), params.max_new_tokens), finished))
+        _done(progress, len(out))
         return out
 
     def _reply(self, message: str, params: GenerationParams, assistant_prefix: str) -> tuple[str, str]:
@@ -152,13 +164,20 @@ class FakeBackend:
         return [OPTION_MASS * w / total for w in weights]
 
     def score(
-        self, conversations: Sequence[Messages], options: Sequence[str], *, assistant_prefix: str
+        self,
+        conversations: Sequence[Messages],
+        options: Sequence[str],
+        *,
+        assistant_prefix: str,
+        progress: Progress | None = None,
     ) -> list[list[float]]:
         self.calls["score"] += 1
-        return [
+        out = [
             self._distribution("\n".join(m.get("content", "") for m in conv) + assistant_prefix, options)
             for conv in conversations
         ]
+        _done(progress, len(out))
+        return out
 
     def loglik(
         self,
@@ -167,6 +186,7 @@ class FakeBackend:
         *,
         assistant_prefix: str = "",
         max_completion_tokens: int = 512,
+        progress: Progress | None = None,
     ) -> list[LogLik]:
         self.calls["loglik"] += 1
         out = []
@@ -175,6 +195,7 @@ class FakeBackend:
             tokens = _tokens(completion)[:max_completion_tokens]
             total = sum(IN_CONTEXT_LOGP if t in context else -(1.5 + _stable(t) % 201 / 100) for t in tokens)
             out.append(LogLik(round(total, 6), len(tokens)))
+        _done(progress, len(out))
         return out
 
     def unload(self) -> None:

@@ -1,4 +1,7 @@
-"""transformers backend: batched, left-padded generation and one forward pass for scores."""
+"""transformers backend: batched, left-padded generation and one forward pass for scores.
+
+A call takes all of a chunk's requests and batches them itself: sorted by token length (little padding), in batches of
+`batch_size`, results back in the caller's order; `progress` hears of each batch as it finishes."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from generation.backends.base import (
     Generation,
     GenerationParams,
     Messages,
+    Progress,
     completion_rows,
     option_token_ids,
     render_chat,
@@ -42,23 +46,31 @@ class TransformersBackend:
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.device).eval()
         self._torch = torch
 
-    def _batches(self, prompts: list[str]) -> list[list[int]]:
-        """Indices grouped into batches of similar length (less padding), in a stable order."""
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    def _batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Indices grouped into batches of similar length in tokens (less padding), in a stable order."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
         return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def _token_lengths(self, texts: list[str]) -> list[int]:
+        return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
 
     def _encode(self, texts: list[str]) -> dict[str, Any]:
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         return {k: v.to(self.device) for k, v in enc.items()}
 
     def generate(
-        self, conversations: Sequence[Messages], params: GenerationParams, *, assistant_prefix: str = ""
+        self,
+        conversations: Sequence[Messages],
+        params: GenerationParams,
+        *,
+        assistant_prefix: str = "",
+        progress: Progress | None = None,
     ) -> list[Generation]:
         torch = self._torch
         prompts = [render_chat(self.tokenizer, c, assistant_prefix) for c in conversations]
         out: list[Generation | None] = [None] * len(prompts)
         eos = self.tokenizer.eos_token_id
-        for batch in self._batches(prompts):
+        for batch in self._batches(self._token_lengths(prompts)):
             enc = self._encode([prompts[i] for i in batch])
             kwargs: dict[str, Any] = {
                 "max_new_tokens": params.max_new_tokens,
@@ -93,22 +105,31 @@ class TransformersBackend:
                     completion_tokens=len(new),
                     finished=finished,
                 )
+            if progress is not None:
+                progress(len(batch))
         return [g for g in out if g is not None]
 
     def score(
-        self, conversations: Sequence[Messages], options: Sequence[str], *, assistant_prefix: str
+        self,
+        conversations: Sequence[Messages],
+        options: Sequence[str],
+        *,
+        assistant_prefix: str,
+        progress: Progress | None = None,
     ) -> list[list[float]]:
         torch = self._torch
         ids = option_token_ids(self.tokenizer, assistant_prefix, options)
         prompts = [render_chat(self.tokenizer, c, assistant_prefix) for c in conversations]
         out: list[list[float]] = [[] for _ in prompts]
-        for batch in self._batches(prompts):
+        for batch in self._batches(self._token_lengths(prompts)):
             enc = self._encode([prompts[i] for i in batch])
             with torch.inference_mode():
                 logits = self.model(**enc).logits[:, -1, :].float()  # left padding: last column is real
             probs = torch.softmax(logits, dim=-1)[:, ids].tolist()
             for row, i in enumerate(batch):
                 out[i] = probs[row]
+            if progress is not None:
+                progress(len(batch))
         return out
 
     def loglik(
@@ -118,14 +139,13 @@ class TransformersBackend:
         *,
         assistant_prefix: str = "",
         max_completion_tokens: int = 512,
+        progress: Progress | None = None,
     ) -> list[LogLik]:
         torch = self._torch
         rows = completion_rows(self.tokenizer, conversations, completions, assistant_prefix, max_completion_tokens)
         out: list[LogLik] = [LogLik(0.0, 0)] * len(rows)
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
         pad = self.tokenizer.pad_token_id
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
+        for batch in self._batches([len(context) + len(tokens) for context, tokens in rows]):
             seqs = [rows[i][0] + rows[i][1] for i in batch]
             width = max(len(s) for s in seqs)
             # Right padding: positions count from the first real token, as in training.
@@ -143,6 +163,8 @@ class TransformersBackend:
                     logp = torch.log_softmax(span, dim=-1)
                     target = torch.tensor(tokens, device=self.device).unsqueeze(1)
                     out[i] = LogLik(float(logp.gather(1, target).sum()), len(tokens))
+            if progress is not None:
+                progress(len(batch))
         return out
 
     def unload(self) -> None:

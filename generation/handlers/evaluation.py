@@ -17,7 +17,7 @@ from generation.handlers.training import heldout_ids
 from generation.models import Job, ModelVersion, Round
 from generation.pipeline import evaluation, prompts, statistics, training
 from generation.selectors import curation_quality
-from generation.services.jobs import StageError, check_not_cancelled, job_progress, job_round, job_succeed
+from generation.services.jobs import CallProgress, StageError, check_not_cancelled, job_round, job_succeed
 
 
 def _reference_model(rnd: Round) -> ModelVersion:
@@ -28,15 +28,14 @@ def _reference_model(rnd: Round) -> ModelVersion:
 def _generate_all(
     job: Job, rnd: Round, path: str, items: list[str], done: int, total: int, params: GenerationParams
 ) -> list[str]:
+    """Answers to every item from the model at `path`, in one backend call (it batches them itself), reporting
+    progress as answers finish."""
     backend = backend_for_path(rnd, "evaluate", path)
-    out: list[str] = []
-    size = rnd.cfg.batch_size
-    for i in range(0, len(items), size):
-        check_not_cancelled(job)
-        batch = [training.inference_messages(p) for p in items[i : i + size]]
-        out += [g.text.strip() for g in backend.generate(batch, params)]
-        job_progress(job=job, done=done + len(out), total=total)
-    return out
+    check_not_cancelled(job)
+    progress = CallProgress(job, total=total, done=done, write_total=True)
+    out = backend.generate([training.inference_messages(p) for p in items], params, progress=progress)
+    progress.flush()
+    return [g.text.strip() for g in out]
 
 
 def _heldout_pairs(rnd: Round) -> list[tuple[str, str]]:
@@ -47,18 +46,14 @@ def _heldout_pairs(rnd: Round) -> list[tuple[str, str]]:
 def _loglik_all(
     job: Job, rnd: Round, path: str, items: list[tuple[Any, str]], done: int, total: int, prefix: str = ""
 ) -> list[tuple[float, int]]:
-    """(sum log p, tokens) of each completion under the model at `path`, batched, reporting progress like
-    `_generate_all`; items are (messages, text)."""
+    """(sum log p, tokens) of each completion under the model at `path`, in one backend call, reporting progress
+    like `_generate_all`; items are (messages, text)."""
     backend = backend_for_path(rnd, "evaluate", path)
-    out: list[tuple[float, int]] = []
-    size = rnd.cfg.batch_size
-    for i in range(0, len(items), size):
-        check_not_cancelled(job)
-        batch = items[i : i + size]
-        ll = backend.loglik([m for m, _ in batch], [t for _, t in batch], assistant_prefix=prefix)
-        out += [(x.total, x.tokens) for x in ll]
-        job_progress(job=job, done=done + len(out), total=total)
-    return out
+    check_not_cancelled(job)
+    progress = CallProgress(job, total=total, done=done, write_total=True)
+    ll = backend.loglik([m for m, _ in items], [t for _, t in items], assistant_prefix=prefix, progress=progress)
+    progress.flush()
+    return [(x.total, x.tokens) for x in ll]
 
 
 def heldout_items(rnd: Round) -> dict[str, list[tuple[Any, str]]]:
@@ -104,13 +99,13 @@ def run_evaluate(job: Job) -> dict[str, Any]:
     backend = backend_for_path(rnd, "evaluate", judge)
     first = [prompts.judge_messages(p, c, r) for p, c, r in zip(eval_prompts, answers_c, answers_r, strict=True)]
     second = [prompts.judge_messages(p, r, c) for p, c, r in zip(eval_prompts, answers_c, answers_r, strict=True)]
-    probs: list[list[float]] = []
-    size = cfg.batch_size
-    for i in range(0, 2 * n, size):
-        check_not_cancelled(job)
-        batch = (first + second)[i : i + size]
-        probs += backend.score(batch, prompts.JUDGE_OPTIONS, assistant_prefix=prompts.JUDGE_PREFIX)
-        job_progress(job=job, done=2 * n_held + 2 * n + len(probs), total=total)
+    # Both orders in one call: a prompt's two judgements share the judge's preamble and the question (prefix cache).
+    check_not_cancelled(job)
+    progress = CallProgress(job, total=total, done=2 * n_held + 2 * n, write_total=True)
+    probs = backend.score(
+        first + second, prompts.JUDGE_OPTIONS, assistant_prefix=prompts.JUDGE_PREFIX, progress=progress
+    )
+    progress.flush()
     judged = time.monotonic()
     heldout: dict[str, Any] = {
         "forward": {

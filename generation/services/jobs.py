@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 import uuid
 from datetime import timedelta
@@ -98,15 +99,61 @@ def job_claim(*, job_id: int, worker: str) -> Job | None:
     return Job.objects.get(pk=job_id) if won else None
 
 
-def job_progress(*, job: Job, done: int, total: int | None = None) -> None:
-    """Record progress and beat the heartbeat (cheap: one UPDATE on the job's own row)."""
+def job_progress(*, job: Job, done: int, total: int | None = None) -> bool:
+    """Record progress and beat the heartbeat (cheap: one UPDATE on the job's own row). False when the row is
+    not running any more (cancelled meanwhile): nothing was written."""
     fields: dict[str, Any] = {"progress_done": done, "heartbeat_at": timezone.now()}
     if total is not None:
         fields["progress_total"] = total
-    Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(**fields)
+    running = bool(Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(**fields))
     job.progress_done = done
     if total is not None:
         job.progress_total = total
+    return running
+
+
+#: Seconds between two progress writes while an engine call runs (CallProgress).
+PROGRESS_INTERVAL = 2.0
+
+
+class CallProgress:
+    """A job's progress while long engine calls run, fed by the backends' `progress` (finished requests): `done`
+    items before the calls, plus one item per `per_item` finished requests, out of `total` (also written to the row
+    with `write_total`). Written at most every PROGRESS_INTERVAL seconds (the Heartbeat keeps the row alive in
+    between) and by `flush`. Never raises, as the engine calls it: a cancel it meets is kept in `cancelled`, for
+    the caller to act on once the call returns."""
+
+    def __init__(
+        self,
+        job: Job,
+        *,
+        total: int,
+        done: int = 0,
+        per_item: int = 1,
+        write_total: bool = False,
+    ) -> None:
+        self.job, self.total, self.start, self.per_item = job, total, done, max(1, per_item)
+        self.write_total = write_total
+        self.requests = 0
+        self.cancelled = False
+        self._written = time.monotonic()
+
+    @property
+    def done(self) -> int:
+        return min(self.total, self.start + self.requests // self.per_item)
+
+    def __call__(self, n: int) -> None:
+        self.requests += n
+        if time.monotonic() - self._written >= PROGRESS_INTERVAL:
+            self.flush()
+
+    def flush(self) -> None:
+        self._written = time.monotonic()
+        try:
+            total = self.total if self.write_total else None
+            self.cancelled |= not job_progress(job=self.job, done=self.done, total=total)
+        except Exception:  # a failed progress write must not fail the engine call; the heartbeat goes on
+            logger.warning("job %s: progress not recorded", self.job.pk, exc_info=True)
 
 
 def job_succeed(*, job: Job, result: dict[str, Any] | None = None) -> None:
@@ -146,7 +193,8 @@ def job_retry(*, job: Job) -> bool:
 
 
 def job_cancel(*, job: Job) -> bool:
-    """Cancel a job that has not finished; a running job sees it at its next progress report."""
+    """Cancel a job that has not finished; a running job sees it at its next progress report and stops when its
+    current engine call returns, writing nothing."""
     updated = Job.objects.filter(pk=job.pk, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).update(
         status=Job.Status.CANCELLED, finished_at=timezone.now()
     )

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from generation import selectors
 from generation.models import Corpus, ModelVersion, Round
 from generation.pipeline import signals
-from generation.pipeline.config import ConfigError
+from generation.pipeline.config import ConfigError, RoundConfig
 from generation.selectors import stage_progress
 from generation.services.rounds import round_create, round_start
 
@@ -79,7 +79,9 @@ class Command(BaseCommand):
         parser.add_argument("--corpus", help="corpus name (default: the newest corpus)")
         parser.add_argument("--model", help="base model directory (default: BACKFORTH_DEFAULT_MODEL)")
         parser.add_argument("--sample-size", type=int, default=200)
-        parser.add_argument("--chunk-size", type=int, default=16)
+        parser.add_argument(
+            "--chunk-size", type=int, default=RoundConfig().chunk_size, help="items per job (default: %(default)s)"
+        )
         parser.add_argument(
             "--keep",
             choices=signals.KEEP_RULES,

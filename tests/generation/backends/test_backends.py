@@ -72,6 +72,22 @@ def test_a_real_rewrite_comes_back_between_markers(backend, web_passages):
     assert prompts.REWRITE_CLOSE not in out.text
 
 
+def test_a_call_reports_every_finished_request_and_keeps_the_callers_order(backend, web_passages):
+    """A whole chunk is one call: progress hears of each request (vLLM: as the engine finishes it; transformers:
+    per length-sorted batch), and the outputs come back in the order given, whatever order they finished in."""
+    texts = ["Paris.", web_passages[0], "Yes.", web_passages[1][:400], "No."]  # lengths out of order
+    heard: list[int] = []
+    params = GenerationParams(max_new_tokens=4)
+    outputs = backend.generate([prompts.backward_messages(t) for t in texts], params, progress=heard.append)
+    assert sum(heard) == 5
+    alone = [backend.generate([prompts.backward_messages(t)], params)[0].prompt_tokens for t in texts]
+    assert [o.prompt_tokens for o in outputs] == alone
+    heard.clear()
+    contexts = [prompts.likelihood_messages("Say it.")] * len(texts)
+    ll = backend.loglik(contexts, texts, progress=heard.append)
+    assert sum(heard) == 5 and [x.tokens for x in ll] == [backend.loglik(contexts[:1], [t])[0].tokens for t in texts]
+
+
 def test_both_backends_agree_on_scores(hf_backend, vllm_backend, web_passages):
     convs = [prompts.curate_messages("Summarise the text.", p) for p in web_passages[:3]]
     a = hf_backend.score(convs, prompts.SCORE_OPTIONS, assistant_prefix=prompts.SCORE_PREFIX)

@@ -157,6 +157,37 @@ def test_augment_curate_rewrite_take_a_round_to_review(model_path, redis_conn, d
 
 
 @pytest.mark.django_db
+def test_a_chunk_is_one_backend_call_per_pass_with_progress_from_the_backend(
+    model_path, redis_conn, django_capture_on_commit_callbacks, monkeypatch
+):
+    """batch_size is the transformers backend's own batch: the stages hand the backend a whole chunk per pass (the
+    rubric score and the likelihoods for curate), and progress comes from the requests the backend finishes."""
+    rnd = make_round(model_path, passages=PASSAGES[:3], chunk_size=3, batch_size=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        [job] = stage_launch(round=rnd, stage="augment")
+    seen: list[int] = []
+    generate = FakeBackend.generate
+
+    def generate_and_look(self, conversations, params, **kwargs):
+        out = generate(self, conversations, params, **kwargs)
+        seen.append(Job.objects.get(pk=job.pk).progress_done)
+        return out
+
+    monkeypatch.setattr("generation.services.jobs.PROGRESS_INTERVAL", 0.0)  # write at every report
+    monkeypatch.setattr(FakeBackend, "generate", generate_and_look)
+    assert run_stage(rnd, "augment", django_capture_on_commit_callbacks) == ["done"]
+    backend = registry.get_backend("fake", model_path, batch_size=1)
+    assert backend.calls == {"generate": 1, "score": 0, "loglik": 0}
+    assert seen == [3], "the fake backend finishes its 3 requests at once; the progress write follows at once"
+    job.refresh_from_db()
+    assert set(job.result["phase_seconds"]) == {"backend", "load", "engine", "write"}
+    assert job.progress_done == 3 and job.result["items"] == 3
+
+    run_stage(rnd, "curate", django_capture_on_commit_callbacks)
+    assert backend.calls == {"generate": 1, "score": 1, "loglik": 1}  # 3 pairs: one rubric call, one likelihood call
+
+
+@pytest.mark.django_db
 def test_rewrite_then_filter_scores_the_rewrites(model_path, redis_conn, django_capture_on_commit_callbacks):
     rnd = make_round(model_path, order="rewrite_filter")
     with django_capture_on_commit_callbacks(execute=True):
@@ -230,11 +261,11 @@ def test_a_stage_of_only_garbage_moves_the_round_on(model_path, redis_conn, djan
 
 @pytest.mark.django_db
 def test_cancel_then_retry_a_stage(model_path, redis_conn, django_capture_on_commit_callbacks, monkeypatch):
-    rnd = make_round(model_path, batch_size=1)  # 3 chunks of 2, a progress report (and cancel check) per item
+    rnd = make_round(model_path, batch_size=1)  # 3 chunks of 2
     with django_capture_on_commit_callbacks(execute=True):
         jobs = stage_launch(round=rnd, stage="augment")
 
-    # A running chunk is cancelled after its first batch: it stops at its next progress report, writing nothing.
+    # A running chunk is cancelled while its engine call runs: it stops when the call returns, writing nothing.
     generate = FakeBackend.generate
 
     def cancel_then_generate(self, *args, **kwargs):

@@ -86,12 +86,12 @@ def test_chunked():
 
 # --- the typed config (RoundConfig) ----------------------------------------------------------------------------
 
-# The hash of the default config as stored before the config was typed: a round launched with the same settings
-# must hash the same. (A new prompt template version changes `prompts`, so the first one changes with it; the
-# others pin the prompt versions.)
-DEFAULTS_HASH = "e8121578c0f5261f8ff5a729fd49cb58a4959b62659f3c717688d3a516c5cb0c"
+# The hash of the default config: a round launched with the same settings must hash the same. (A new prompt template
+# version changes `prompts`, so the first one changes with it; the others pin the prompt versions.) A deliberate new
+# default changes all three: issue 14 made chunk_size 64 (it was 16).
+DEFAULTS_HASH = "da8202c79fcd520698fe879251e05816e626b8b92b918fbc6b8f89cb3316af81"
 PINNED_PROMPTS = {"backward": "backward.v1"}
-PINNED_HASH = "c0e63373c5edd3b7406102f6d0c3ed915348d4b73d653596003e7afa487e7126"
+PINNED_HASH = "3df4235743732be7079fd34c0b5cebc04ffebbee7b35a3ce63729152c0666ed9"
 OVERRIDE = {
     "curation": {"keep": "ifd", "top_k": 5},
     "order": "rewrite_filter",
@@ -100,7 +100,7 @@ OVERRIDE = {
     "models": {"judge": "/m/j"},
     "prompts": PINNED_PROMPTS,
 }
-OVERRIDE_HASH = "9d1a813c4750cd7daea1615f2737d69cfec6c6b192b105ca6afb3f073299d3c9"
+OVERRIDE_HASH = "50649a3fbd39be7481a14f8530f2b13c34ad4be76dcee9b928493b0e35311aa9"
 
 # Configs as rounds stored them before keys were added (the DEFAULTS of earlier commits): the first engine
 # (no judge, training, review or evaluation; curation by the rubric), then the review queue (no keep rule,
