@@ -20,14 +20,13 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Subquery, Value
-from django.db.models.expressions import RawSQL
+from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation import services
 from annotation.models import Candidate, Lease, Review
-from generation.models import Round
+from generation.models import Round, Segment
 
 DECISIONS = (Review.Action.ACCEPT, Review.Action.EDIT, Review.Action.REJECT)
 REJECT_REASONS = {
@@ -136,32 +135,91 @@ def queue_build(*, round: Round) -> int:
 
 
 # --- taking items ----------------------------------------------------------------------------------------
+#
+# The statements of the annotators' hot path (claim, lease, the decision's locked read, the header counts) are SQL
+# written once here, not querysets built on every request: building and compiling their subqueries through the
+# ORM cost more CPU than the rest of a decision (`make bench`, review.decide_next_p95_ms). Named parameters:
+# %(round)s, %(user)s, %(now)s and, per statement, the pair's %(id)s.
+
+_CANDIDATE = Candidate._meta.db_table
+_SEGMENT = Segment._meta.db_table
+_REVIEW = Review._meta.db_table
+_LEASE = Lease._meta.db_table
+_DECISIONS_SQL = "(" + ", ".join(f"'{action.value}'" for action in DECISIONS) + ")"
+
+# This user's standing decision (not undone) on candidate c.
+_DECIDED_SQL = f"""EXISTS (
+    SELECT 1 FROM {_REVIEW} r WHERE r.candidate_id = c.id AND r.reviewer_id = %(user)s
+       AND r.action IN {_DECISIONS_SQL} AND NOT EXISTS (SELECT 1 FROM {_REVIEW} u WHERE u.undoes_id = r.id))"""
+
+# Candidate c can be handed to this user now: in the round's queue, not decided by them, and held (live leases)
+# by fewer other people than it still needs.
+_CLAIMABLE_SQL = f"""c.round_id = %(round)s AND c.in_queue AND NOT {_DECIDED_SQL}
+   AND (SELECT COUNT(*) FROM {_LEASE} l WHERE l.candidate_id = c.id AND l.expires_at > %(now)s
+          AND l.user_id <> %(user)s) < c.reviews_needed - c.reviews_done"""
+
+_NOT_SKIPPED_SQL = f"""AND NOT EXISTS (
+    SELECT 1 FROM {_REVIEW} k WHERE k.candidate_id = c.id AND k.reviewer_id = %(user)s AND k.action = 'skip')"""
+
+# The candidate's columns and the two of its segment the page shows (text, url), read with it.
+_COLUMNS_SQL = "c.*, s.text AS segment_text, s.url AS segment_url"
+_FROM_SQL = f"FROM {_CANDIDATE} c JOIN {_SEGMENT} s ON s.id = c.segment_id"
+
+
+def claim_sql(*, skipped_last: bool, skip_locked: bool = True) -> str:
+    """The claim: the first claimable candidate in queue order, locked (%(passed)s: ids passed over already).
+    `skipped_last`: leave out the ones this user skipped (they come back when nothing else is left)."""
+    return f"""SELECT {_COLUMNS_SQL} {_FROM_SQL}
+         WHERE {_CLAIMABLE_SQL} {_NOT_SKIPPED_SQL if skipped_last else ""} AND c.id <> ALL(%(passed)s::bigint[])
+         ORDER BY c.queue_priority, c.id LIMIT 1 FOR UPDATE OF c{" SKIP LOCKED" if skip_locked else ""}"""
+
+
+# The lease, written only if the pair is still claimable: in READ COMMITTED this statement reads a fresh snapshot,
+# so it sees a lease committed after the claim's snapshot (by whoever held the row lock before us).
+_LEASE_SQL = f"""INSERT INTO {_LEASE} (candidate_id, user_id, created_at, expires_at)
+    SELECT c.id, %(user)s, %(now)s, %(expires)s FROM {_CANDIDATE} c WHERE c.id = %(id)s AND {_CLAIMABLE_SQL}
+    ON CONFLICT (candidate_id, user_id)
+    DO UPDATE SET created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+    RETURNING id"""
+
+COUNT_CAP = 1000
+# The header's counts: items waiting in the round, counted up to COUNT_CAP + 1 (an exact COUNT over a million-row
+# queue cost 70 ms on every decision), and this user's standing decisions in it.
+_WAITING_SQL = f"""SELECT COUNT(*) FROM (
+    SELECT 1 FROM {_CANDIDATE} w WHERE w.round_id = %(round)s AND w.in_queue LIMIT {COUNT_CAP + 1}) w"""
+_MINE_SQL = f"""SELECT COUNT(*) FROM {_REVIEW} m JOIN {_CANDIDATE} mc ON mc.id = m.candidate_id
+    WHERE m.reviewer_id = %(user)s AND mc.round_id = %(round)s AND m.action IN {_DECISIONS_SQL}
+      AND NOT EXISTS (SELECT 1 FROM {_REVIEW} u WHERE u.undoes_id = m.id)"""
+
+# The decision's read: the pair locked, with its segment, whether this user decided it already, whether they hold
+# another pair of the round, and the header counts before the decision.
+_DECIDE_SQL = f"""SELECT {_COLUMNS_SQL},
+        {_DECIDED_SQL} AS decided_by_them,
+        EXISTS (SELECT 1 FROM {_LEASE} l JOIN {_CANDIDATE} o ON o.id = l.candidate_id
+                 WHERE l.user_id = %(user)s AND l.expires_at > %(now)s AND l.candidate_id <> c.id
+                   AND o.round_id = %(round)s AND o.in_queue) AS holds_another,
+        ({_WAITING_SQL}) AS n_waiting,
+        ({_MINE_SQL}) AS n_mine
+    {_FROM_SQL}
+    WHERE c.id = %(id)s AND c.round_id = %(round)s AND c.in_queue
+    FOR UPDATE OF c"""
 
 
 def _lease_minutes(rnd: Round) -> int:
     return rnd.cfg.review.lease_minutes
 
 
-def _decided_by(user: AbstractBaseUser) -> Any:
-    """This user's standing decisions (not undone) on the candidate of the outer query."""
-    return Review.objects.filter(candidate=OuterRef("pk"), reviewer=user, action__in=DECISIONS, undone_by__isnull=True)
-
-
-def _claimable(rnd: Round, user: AbstractBaseUser, now: Any) -> Any:
-    decided = _decided_by(user)
-    held = (
-        Lease.objects.filter(candidate=OuterRef("pk"), expires_at__gt=now)
-        .exclude(user=user)
-        .values("candidate")
-        .annotate(n=Count("*"))
-        .values("n")
-    )
-    return (
-        Candidate.objects.filter(round=rnd, in_queue=True)
-        .exclude(Exists(decided))
-        .annotate(held=Coalesce(Subquery(held, output_field=IntegerField()), Value(0)))
-        .filter(held__lt=F("reviews_needed") - F("reviews_done"))
-    )
+def _one(sql: str, params: dict[str, Any], rnd: Round) -> Candidate | None:
+    """The candidate the statement reads (its extra columns as attributes), with its segment's text and url."""
+    candidate = next(iter(Candidate.objects.raw(sql, params)), None)
+    if candidate is not None:
+        candidate.segment = Segment.from_db(
+            candidate._state.db,
+            ["id", "text", "url"],
+            [candidate.segment_id, candidate.segment_text, candidate.segment_url],
+        )
+        candidate.round = rnd
+    return candidate
 
 
 @transaction.atomic
@@ -197,67 +255,21 @@ def _next(user: AbstractBaseUser, rnd: Round, *, may_hold: bool = True, skip_loc
 def _claim(user: AbstractBaseUser, rnd: Round, now: Any, expires: Any, *, skip_locked: bool = True) -> Candidate | None:
     """The next free item in queue order, claimed (row lock) and leased: two statements, unless someone took it
     between the two (then the next one)."""
-    skipped = Review.objects.filter(candidate=OuterRef("pk"), reviewer=user, action=Review.Action.SKIP)
-    base = _claimable(rnd, user, now)
-    for qs in (base.exclude(Exists(skipped)), base):
+    params: dict[str, Any] = {"round": rnd.pk, "user": user.pk, "now": now, "expires": expires}
+    for skipped_last in (True, False):
+        sql = claim_sql(skipped_last=skipped_last, skip_locked=skip_locked)
         passed: list[int] = []
         for _ in range(MAX_CLAIM_TRIES):
-            candidate = (
-                qs.exclude(pk__in=passed)
-                .select_related("segment")
-                .order_by("queue_priority", "id")
-                .select_for_update(skip_locked=skip_locked, of=("self",))
-                .first()
-            )
+            candidate = _one(sql, params | {"passed": passed}, rnd)
             if candidate is None:
                 break
-            if not _lease_if_claimable(rnd, user, candidate.pk, now, expires):
-                passed.append(candidate.pk)
-                continue
-            candidate.round = rnd
-            return candidate
+            with connection.cursor() as cursor:
+                cursor.execute(_LEASE_SQL, params | {"id": candidate.pk})
+                leased = cursor.fetchone() is not None
+            if leased:
+                return candidate
+            passed.append(candidate.pk)
     return None
-
-
-def _lease_if_claimable(rnd: Round, user: AbstractBaseUser, candidate_id: int, now: Any, expires: Any) -> bool:
-    """Lease the claimed (row-locked) candidate to `user` if it is still claimable, in one statement:
-    INSERT … SELECT … WHERE EXISTS (claimable) ON CONFLICT DO UPDATE.
-
-    The check is needed: the row lock was taken after the claim's snapshot, so a lease committed in between (by
-    whoever held the lock before us) is invisible to the claim. This statement reads a fresh snapshot (READ
-    COMMITTED), so it sees that lease and writes nothing. One INSERT … ON CONFLICT (update_or_create takes four)."""
-    check_sql, check_params = _claimable(rnd, user, now).filter(pk=candidate_id).values("pk").query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO {Lease._meta.db_table} (candidate_id, user_id, created_at, expires_at)
-            SELECT %s, %s, %s, %s WHERE EXISTS ({check_sql})
-            ON CONFLICT (candidate_id, user_id)
-            DO UPDATE SET created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
-            RETURNING id
-            """,
-            [candidate_id, user.pk, now, expires, *check_params],
-        )
-        return cursor.fetchone() is not None
-
-
-COUNT_CAP = 1000
-
-
-def _count_sql(user: AbstractBaseUser, rnd: Round) -> dict[str, tuple[str, tuple[Any, ...]]]:
-    """The header's two counts as scalar SQL: items waiting in the round (up to COUNT_CAP + 1: an exact COUNT
-    over a million-row queue cost 70 ms on every decision) and this user's standing decisions in it."""
-    waiting = rnd.candidates.filter(in_queue=True).order_by().values("pk")[: COUNT_CAP + 1]
-    mine = (
-        Review.objects.filter(reviewer=user, candidate__round=rnd, action__in=DECISIONS, undone_by__isnull=True)
-        .order_by()
-        .values("pk")
-    )
-    out = {}
-    for name, qs in (("waiting", waiting), ("mine", mine)):
-        sql, params = qs.query.sql_with_params()
-        out[name] = (f"SELECT COUNT(*) FROM ({sql}) AS {name}", tuple(params))
-    return out
 
 
 def _counts(waiting: int, mine: int) -> dict[str, Any]:
@@ -266,11 +278,8 @@ def _counts(waiting: int, mine: int) -> dict[str, Any]:
 
 def queue_counts(*, user: AbstractBaseUser, round: Round) -> dict[str, Any]:
     """Remaining items for the queue's header ("1000+" above COUNT_CAP) and this user's decisions, one statement."""
-    counts = _count_sql(user, round)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT ({counts['waiting'][0]}), ({counts['mine'][0]})", [*counts["waiting"][1], *counts["mine"][1]]
-        )
+        cursor.execute(f"SELECT ({_WAITING_SQL}), ({_MINE_SQL})", {"round": round.pk, "user": user.pk})
         waiting, mine = cursor.fetchone()
     return _counts(waiting, mine)
 
@@ -384,22 +393,7 @@ def _decide(
     updated with its queue counters, the Review inserted), three for a skip."""
     _refuse_unless_in_review(rnd)
     now = timezone.now()
-    counts = _count_sql(user, rnd)
-    another = Lease.objects.filter(
-        user=user, expires_at__gt=now, candidate__round=rnd, candidate__in_queue=True
-    ).exclude(candidate=OuterRef("pk"))
-    candidate = (
-        Candidate.objects.select_for_update(of=("self",))
-        .select_related("segment")
-        .annotate(
-            decided_by_them=Exists(_decided_by(user)),
-            holds_another=Exists(another),
-            n_waiting=RawSQL(*counts["waiting"]),
-            n_mine=RawSQL(*counts["mine"]),
-        )
-        .filter(pk=candidate_id, round=rnd, in_queue=True)
-        .first()
-    )
+    candidate = _one(_DECIDE_SQL, {"id": candidate_id, "round": rnd.pk, "user": user.pk, "now": now}, rnd)
     if candidate is None or candidate.decided_by_them:
         raise services.NotYours(NOT_YOURS)
     # After the row lock, in a statement of its own (a fresh snapshot): the same pair posted twice at once waits

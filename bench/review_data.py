@@ -16,11 +16,16 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from bench.common import SHARED_WEB
+from bench.common import ROOT, SHARED_WEB
 
 BENCH_DB = os.environ.get("BENCH_REVIEW_DB", "backforth_bench")
-PG = "postgres://backforth:backforth@127.0.0.1:5432"
+# Its own logical Redis database on the app's server (the app uses 0, tests 15, bench.corpus / bench.export 13).
+# The review pages queue no jobs; whatever would, lands here, never in the app's queues.
+BENCH_REDIS_DB = int(os.environ.get("BENCH_REVIEW_REDIS_DB", "12"))
+# The bench users' password (their own database only; they sign in through the login form like people do).
+BENCH_PASSWORD = "bench-annotator-pass-7f3c"
 # queue_build (ORM bulk_update) is used up to this many candidates; above it the same plan (queue.plan_queue) is
 # written with one UPDATE … FROM a COPYed table: queue_build took 94 s for 55k queued items (each 5,000-row
 # bulk_update batch is one CASE statement, ~8.6 s), so about 16 minutes for the 550k items of 1M candidates.
@@ -32,12 +37,30 @@ THRESHOLD = 3.0  # scores are uniform in [1, 5]: half the pairs are kept, plus t
 # --- the database ----------------------------------------------------------------------------------------------
 
 
+def app_url(name: str, default: str) -> str:
+    """The app's own DATABASE_URL or REDIS_URL: from the environment, else .env (what `make` wrote: its random
+    passwords), else the app's default."""
+    from app import dotenv
+
+    return os.environ.get(name) or dotenv.read(ROOT / ".env").get(name) or default
+
+
+def with_path(url: str, path: str) -> str:
+    """`url` with another path: the same server and credentials, another database."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{path}", parts.query, parts.fragment))
+
+
 def use_bench_database() -> None:
-    """Point Django at backforth_bench (created if missing) and migrate it. Call before setup_django()."""
+    """Point Django (and the servers the bench starts, which inherit the environment) at backforth_bench on the
+    app's PostgreSQL server, created if missing, and at Redis database BENCH_REDIS_DB: nothing the bench does
+    lands in the app's database or queues. Call before setup_django()."""
     import psycopg
 
-    os.environ["DATABASE_URL"] = f"{PG}/{BENCH_DB}"
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+    server = app_url("DATABASE_URL", "postgres://backforth:backforth@127.0.0.1:5432/backforth")
+    os.environ["DATABASE_URL"] = with_path(server, BENCH_DB)
+    os.environ["REDIS_URL"] = with_path(app_url("REDIS_URL", "redis://127.0.0.1:6379/0"), str(BENCH_REDIS_DB))
+    with psycopg.connect(with_path(server, "postgres"), autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone() is None:
             conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
             print(f"[bench] created database {BENCH_DB}")
@@ -286,19 +309,26 @@ def vacuum(*models: Any) -> None:
 
 
 def bench_users(n: int) -> list[Any]:
-    """n annotators and one curator (the role groups come from a migration; get_or_create keeps it explicit)."""
+    """n annotators and one curator (the role groups come from a migration; get_or_create keeps it explicit).
+    The annotators sign in with BENCH_PASSWORD through the login form; any lockout an earlier run left (django-axes
+    counts failed logins) is cleared."""
+    from axes.models import AccessAttempt
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
     from django.contrib.auth.models import Group
 
     User = get_user_model()
     annotator = Group.objects.get_or_create(name="annotator")[0]
     curator = Group.objects.get_or_create(name="curator")[0]
+    # One hash for all (a fixed salt, in the bench's own database): hashing costs about 0.3 s of CPU each.
+    password = make_password(BENCH_PASSWORD, salt="backforthbench")
+    AccessAttempt.objects.filter(username__startswith="bench-annotator-").delete()
     users = []
     for i in range(n):
-        user, created = User.objects.get_or_create(username=f"bench-annotator-{i:02d}")
-        if created:
-            user.set_unusable_password()
-            user.save()
+        user, _ = User.objects.get_or_create(username=f"bench-annotator-{i:02d}")
+        if user.password != password:
+            user.password = password
+            user.save(update_fields=["password"])
         user.groups.set([annotator])
         users.append(user)
     lead, _ = User.objects.get_or_create(username="bench-curator")

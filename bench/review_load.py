@@ -1,14 +1,12 @@
-"""The review benchmark's load generator (`bench.review`): N annotators at once, each on its own thread and
-database connection, through the views (GET the queue, then POST decide with htmx and read the next item), with
-an optional reading pause; what a phase measured (latencies, statuses, errors, duplicate decisions) and the
-queries of one round trip.
+"""The review benchmark's load harness (`bench.review`): N annotators at once, each on its own thread (what each
+one does is passed in: bench.review_http.http_annotator, a browser on the real server), what a phase measured
+(latencies, statuses, answer sizes, errors, duplicate decisions) and the queries of one decide + next round trip.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import random
 import re
 import threading
 import time
@@ -29,18 +27,23 @@ class Phase:
 
     name: str
     latencies: list[float] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
     statuses: Counter = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
     duplicates: int = 0
     reviews: int = 0
     queries_per_request: int = 0
+    queries: list[str] = field(default_factory=list)
     slowest_queries: list[str] = field(default_factory=list)
+    serve: dict[str, Any] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, seconds: float, status: int) -> None:
+    def add(self, seconds: float, status: int, size: int = 0) -> None:
         with self.lock:
             self.latencies.append(seconds)
+            self.sizes.append(size)
             self.statuses[status] += 1
 
     def summary(self) -> dict[str, Any]:
@@ -52,9 +55,11 @@ class Phase:
             "decisions": len(ms),
             "per_s": round(len(ms) / self.seconds, 1) if self.seconds else 0.0,
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "answer_bytes_mean": round(sum(self.sizes) / len(self.sizes)) if self.sizes else 0,
             "errors": len(self.errors),
             "duplicates": self.duplicates,
             "reviews_written": self.reviews,
+            **{f"{part}_cpu_ms_per_decision": round(1000 * t / len(ms), 2) for part, t in self.cpu.items() if ms},
         }
 
 
@@ -81,41 +86,21 @@ def decision(i: int, candidate_id: int, version: int) -> dict[str, Any]:
     return {"candidate_id": candidate_id, "version": version, "action": "accept"}
 
 
-def view_annotator(
-    user: Any,
-    rnd: Any,
-    start: threading.Barrier,
-    phase: Phase,
-    clock: list[float],
-    think: tuple[float, float] | None = None,
-) -> None:
-    """One annotator through the views: GET the queue once, then POST decide (htmx) and read the next item;
-    with `think`, a pause drawn uniformly from that range (seconds) after each item, as a person reading it."""
-    from django.test import Client
-
-    pause = random.Random(user.pk)
-    client = Client()
-    client.force_login(user)
-    item = fields(client.get(f"/review/{rnd.number}/", headers=HX).content.decode())
-    start.wait()
-    for i in range(MAX_DECISIONS):
-        if item is None or time.perf_counter() - clock[0] > PHASE_SECONDS:
-            break
-        t0 = time.perf_counter()
-        response = client.post(f"/review/{rnd.number}/decide/", decision(i, *item), headers=HX)
-        phase.add(time.perf_counter() - t0, response.status_code)
-        item = fields(response.content.decode())
-        if think:
-            time.sleep(pause.uniform(*think))
-
-
-def run_phase(name: str, rnd: Any, users: list[Any], worker: Callable[..., None]) -> Phase:
-    """All annotators at once (a barrier after their first item), each on its own thread and DB connection."""
+def run_phase(
+    name: str, rnd: Any, users: list[Any], worker: Callable[..., None], on_start: Callable[[], None] = lambda: None
+) -> Phase:
+    """All annotators at once (a barrier after each has signed in and loaded its first item), each on its own
+    thread; `worker(user, rnd, barrier, phase, clock)` is one annotator; `on_start` runs as they set off."""
     from django.db import connection
 
     phase = Phase(name)
     clock: list[float] = []
-    start = threading.Barrier(len(users), action=lambda: clock.append(time.perf_counter()))
+
+    def set_off() -> None:
+        on_start()
+        clock.append(time.perf_counter())
+
+    start = threading.Barrier(len(users), action=set_off)
 
     def body(user: Any) -> None:
         try:
@@ -151,7 +136,7 @@ def check_reviews(phase: Phase) -> None:
 
 
 def count_queries(phase: Phase, rnd: Any, user: Any) -> None:
-    """Queries of one more decide + next round trip, alone (after the run)."""
+    """Queries of one more decide + next round trip, alone (after the run), through the views in this process."""
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -164,5 +149,6 @@ def count_queries(phase: Phase, rnd: Any, user: Any) -> None:
     with CaptureQueriesContext(connection) as ctx:
         client.post(f"/review/{rnd.number}/decide/", decision(0, *item), headers=HX)
     phase.queries_per_request = len(ctx.captured_queries)
+    phase.queries = [q["sql"][:90] for q in ctx.captured_queries]
     slow = sorted(ctx.captured_queries, key=lambda q: -float(q["time"]))[:3]
     phase.slowest_queries = [f"{float(q['time']) * 1000:.1f} ms: {q['sql'][:160]}" for q in slow]
