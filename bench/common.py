@@ -75,6 +75,18 @@ def _service_urls() -> tuple[str, str]:
     )
 
 
+def database_url(name: str) -> str:
+    """The URL of database `name` on the app's PostgreSQL server, with the app's credentials."""
+    db = urlsplit(_service_urls()[0])
+    return urlunsplit((db.scheme, db.netloc, f"/{name}", db.query, ""))
+
+
+def redis_url(db: int) -> str:
+    """The URL of Redis DB `db` on the app's Redis server, with the app's password."""
+    rd = urlsplit(_service_urls()[1])
+    return urlunsplit((rd.scheme, rd.netloc, f"/{db}", rd.query, ""))
+
+
 @contextlib.contextmanager
 def own_database(name: str, *, redis_db: int) -> Iterator[str]:
     """Run a benchmark on a PostgreSQL database and a Redis DB of its own, so it never touches the app's rounds,

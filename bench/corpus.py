@@ -1,8 +1,8 @@
 """Corpus ingestion benchmarks. Run with `.venv/bin/python -m bench.corpus` (about 5 minutes on 2 cores: compare
 3, of which datatrove 2.5; large 2.3).
 
-Everything runs on its own PostgreSQL database, `backforth_bench_corpus` (created if missing and migrated; its
-tables are emptied at the start), never on `backforth`.
+Everything runs on its own PostgreSQL database, `backforth_bench_corpus`, and Redis DB 13 (created and migrated at
+the start, dropped and flushed at the end), never on the app's.
 
 - corpus.ingest_vs_datatrove  documents/s of `services.corpus.ingest_files` (read → clean → filter → exact and
                               MinHash near-dedup → decontaminate → INSERT into PostgreSQL, one transaction) vs the
@@ -44,10 +44,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.common import SHARED_WEB, record, setup_django
+from bench.common import SHARED_WEB, own_database, record, setup_django
 
 BENCH_DB = os.environ.get("BENCH_CORPUS_DB", "backforth_bench_corpus")
-PG = "postgres://backforth:backforth@127.0.0.1:5432"
+BENCH_REDIS_DB = 13  # ingestion never queues jobs; a Redis DB of its own all the same
 TARGET_DOCS = int(os.environ.get("BENCH_CORPUS_DOCS", "10000"))
 LARGE_MB = float(os.environ.get("BENCH_CORPUS_LARGE_MB", "100"))
 REPLACED_WORDS = 0.15  # share of words swapped per synthetic document: variants are not near-duplicates
@@ -58,29 +58,13 @@ COMPARED_FILTERS = ("GopherQualityFilter", "C4QualityFilter", "GopherRepetitionF
 # --- the database and memory --------------------------------------------------------------------------------------
 
 
-def use_corpus_database() -> None:
-    """Point Django at backforth_bench_corpus (created if missing). Call before setup_django()."""
-    import psycopg
-
-    os.environ["DATABASE_URL"] = f"{PG}/{BENCH_DB}"
-    os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/13"  # ingestion never queues jobs; keep clear of DB 0 / 15
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-            print(f"[bench] created database {BENCH_DB}")
-
-
-def migrate_and_empty() -> None:
-    """Migrate, then empty the corpus tables of the bench database (never any other database)."""
+def prepare_database() -> None:
+    """Migrate the benchmark's own database (created by own_database; never any other database)."""
     from django.core.management import call_command
     from django.db import connection
 
-    from generation.models import Corpus, Segment
-
     assert connection.settings_dict["NAME"] == BENCH_DB, connection.settings_dict["NAME"]
     call_command("migrate", verbosity=0)
-    with connection.cursor() as cur:
-        cur.execute(f"TRUNCATE {Segment._meta.db_table}, {Corpus._meta.db_table} RESTART IDENTITY CASCADE")
 
 
 def rss_mib() -> dict[str, float]:
@@ -435,9 +419,13 @@ def main() -> None:
             if part in wanted:
                 subprocess.run([sys.executable, "-m", "bench.corpus", part], check=True)
         return
-    use_corpus_database()
-    setup_django()
-    migrate_and_empty()
+    with own_database(BENCH_DB, redis_db=BENCH_REDIS_DB):
+        setup_django()
+        prepare_database()
+        run_parts(wanted)
+
+
+def run_parts(wanted: set[str]) -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-corpus-") as tmp:
         if "compare" in wanted:

@@ -25,10 +25,9 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from bench.common import record, setup_django
+from bench.common import database_url, record, redis_url, setup_django
 from bench.corpus import measure, rss_mib
 
-PG = "postgres://backforth:backforth@127.0.0.1:5432"
 SHARED_DB = os.environ.get("BENCH_EXPORT_DB", "backforth_bench")
 OWN_DB = "backforth_bench_export"
 N_ROWS = int(os.environ.get("BENCH_EXPORT_ROWS", "1000000"))
@@ -56,7 +55,7 @@ def largest_round(db: str) -> tuple[int, int] | None:
     import psycopg
 
     try:
-        with psycopg.connect(f"{PG}/{db}", connect_timeout=10) as conn:
+        with psycopg.connect(database_url(db), connect_timeout=10) as conn:
             if conn.execute("SELECT to_regclass('annotation_candidate')").fetchone()[0] is None:
                 return None
             row = conn.execute(
@@ -257,13 +256,13 @@ def bench_export(rnd: Any, db: str) -> None:
 
 def main() -> None:
     started = time.perf_counter()
-    os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/13"  # export never queues jobs; keep clear of DB 0 / 15
+    os.environ["REDIS_URL"] = redis_url(13)  # export never queues jobs; a Redis DB that is not the app's all the same
     db = wait_for_candidates(N_ROWS)
     if db is None:
         load_own(N_ROWS)
         db = OWN_DB
     else:
-        os.environ["DATABASE_URL"] = f"{PG}/{db}"
+        os.environ["DATABASE_URL"] = database_url(db)
         setup_django()
     drop_export_round()
     try:

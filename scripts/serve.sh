@@ -81,7 +81,8 @@ start_web() {
   [ -z "$holder" ] || die "port $PORT is taken by $holder: stop it, or set BACKFORTH_PORT to another port"
   # Not --daemon (gunicorn's daemon mode resets the umask to 022): its own session in the background instead; the
   # pid file is written here, by us, in a directory the service user cannot write.
-  spawn "$LOGS/web.log" "$BIN/gunicorn" app.wsgi --bind "$HOST:$PORT" --workers "${BACKFORTH_WEB_WORKERS:-3}" \
+  # Processes × threads: app/gunicorn_conf.py (bench.review starts the server with the same file). FIGURES_HERE
+  spawn "$LOGS/web.log" "$BIN/gunicorn" -c app/gunicorn_conf.py app.wsgi --bind "$HOST:$PORT" \
     --access-logfile "$LOGS/web-access.log" --error-logfile "$LOGS/web.log" --capture-output --timeout 120
   echo $! >"$RUN/web.pid"
   wait_for 20 http_ok "http://$HOST:$PORT/accounts/login/" ||
