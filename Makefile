@@ -99,4 +99,5 @@ bench: model
 	@$(PY) -m bench.corpus
 	@echo "[bench] dataset export, 1,000,000 rows"
 	@$(PY) -m bench.export
+	@$(PY) -m bench.common cleanup
 	@echo "[bench] results in bench/results.json"

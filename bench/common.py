@@ -186,3 +186,29 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     started = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - started
+
+
+KEPT_DATABASES = ("backforth_bench", "backforth_bench_export")  # bench.review's 1M rows, reused by bench.export
+KEPT_REDIS_DBS = (11, 12, 13)
+
+
+def cleanup() -> None:
+    """The end of `make bench`: drop the databases the review and export benchmarks share within a run and flush the
+    benchmarks' Redis DBs, so a run leaves nothing behind on the app's servers (BENCH_KEEP=1 keeps them)."""
+    import psycopg
+    import redis
+
+    if os.environ.get("BENCH_KEEP") == "1":
+        print(f"[bench] BENCH_KEEP=1: keeping {', '.join(KEPT_DATABASES)}")
+        return
+    with psycopg.connect(database_url("postgres"), autocommit=True) as conn:
+        for name in KEPT_DATABASES:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for db in KEPT_REDIS_DBS:
+        if urlsplit(_service_urls()[1]).path.strip("/") != str(db):
+            redis.Redis.from_url(redis_url(db)).flushdb()
+    print(f"[bench] dropped {', '.join(KEPT_DATABASES)}; flushed Redis DBs {KEPT_REDIS_DBS}")
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["cleanup"]:
+    cleanup()

@@ -1,11 +1,12 @@
 """Review benchmarks. Run with `.venv/bin/python -m bench.review` (about 10 minutes on 2 cores the first time at
-full size, of which 2 minutes load the data; later runs reuse it).
+full size, of which 2 minutes load the data; within one `make bench`, bench.export reuses it, and the run drops it
+at the end unless BENCH_KEEP=1).
 
-Everything runs on its own PostgreSQL database, `backforth_bench` (created if missing), and its own Redis database
-(12), never on the app's. The queue is measured as users reach it: the real gunicorn server
-(`gunicorn -c app/gunicorn_conf.py app.wsgi`, the settings scripts/serve.sh runs production with) on the bench
-database, driven over HTTP by 20 annotators who sign in through the login form, load the queue page, then decide
-with the htmx POST review.js sends and read the next item from its answer (bench/review_http.py).
+Everything runs on its own PostgreSQL database, `backforth_bench` (created if missing, dropped at the end of `make
+bench`), and its own Redis database (11), never on the app's. The queue is measured as users reach it: the real
+gunicorn server (`gunicorn -c app/gunicorn_conf.py app.wsgi`, the settings scripts/serve.sh runs production with) on
+the bench database, driven over HTTP by 20 annotators who sign in through the login form, load the queue page, then
+decide with the htmx POST review.js sends and read the next item from its answer (bench/review_http.py).
 
 - review.decide_next_p95_ms  POST /review/<n>/decide/ (decide + the next item's partial in the answer: what an
                              annotator waits for after a key) under 20 concurrent annotators on a 1M-candidate

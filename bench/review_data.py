@@ -23,7 +23,7 @@ from bench.common import ROOT, SHARED_WEB
 BENCH_DB = os.environ.get("BENCH_REVIEW_DB", "backforth_bench")
 # Its own logical Redis database on the app's server (the app uses 0, tests 15, bench.corpus / bench.export 13).
 # The review pages queue no jobs; whatever would, lands here, never in the app's queues.
-BENCH_REDIS_DB = int(os.environ.get("BENCH_REVIEW_REDIS_DB", "12"))
+BENCH_REDIS_DB = int(os.environ.get("BENCH_REVIEW_REDIS_DB", "11"))
 # The bench users' password (their own database only; they sign in through the login form like people do).
 BENCH_PASSWORD = "bench-annotator-pass-7f3c"
 # queue_build (ORM bulk_update) is used up to this many candidates; above it the same plan (queue.plan_queue) is
