@@ -54,7 +54,7 @@ class Judged:
         return self.final_response or self.model_response
 
     @property
-    def rejection_counts(self) -> bool:
+    def rejects_the_response(self) -> bool:
         """Whether this rejection judged the response (not only, say, that the pair was a duplicate)."""
         return self.status == REJECTED and not (self.reject_reasons and set(self.reject_reasons) <= NOT_ABOUT_QUALITY)
 
@@ -103,7 +103,7 @@ def dpo_rows(
             counts["edits"] += 1
             yield _pair(j, f"{j.id}:edit", "edit", j.id, j.final_response, j.model_response)
         elif j.status == REJECTED:
-            if not j.rejection_counts:
+            if not j.rejects_the_response:
                 counts["rejections_not_about_quality"] += 1
                 continue
             rejected = normalise(j.response)
@@ -148,7 +148,7 @@ def kto_rows(judged: Iterable[Judged], counts: Counter[str] | None = None) -> It
             counts["edits_model_version"] += 1
             yield _unpaired(j, f"{j.id}:model", "edit_model_version", j.model_response, False)
         elif j.status == REJECTED:
-            if not j.rejection_counts:
+            if not j.rejects_the_response:
                 counts["rejections_not_about_quality"] += 1
                 continue
             counts["rejections"] += 1

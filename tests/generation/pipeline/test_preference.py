@@ -163,7 +163,7 @@ def test_a_rejection_with_no_approved_answer_gives_no_pair():
 def test_a_rejection_reasoned_duplicate_and_another_reason_counts():
     both = replace(REJECTED_AS_DUPLICATE, reject_reasons=("duplicate", "not_helpful"))
     curator = replace(REJECTED_AS_DUPLICATE, reject_reasons=())
-    assert (REJECTED_AS_DUPLICATE.rejection_counts, both.rejection_counts, curator.rejection_counts) == (
+    assert (REJECTED_AS_DUPLICATE.rejects_the_response, both.rejects_the_response, curator.rejects_the_response) == (
         False,
         True,
         True,
