@@ -17,6 +17,7 @@ from generation import selectors
 from generation.forms import ModelRegisterForm, RoundLaunchForm
 from generation.models import Corpus, ModelVersion, Round
 from generation.pipeline import formats, signals
+from generation.pipeline.formats.json_io import write_json_lines
 from generation.services import export
 from generation.services import rounds as round_service
 from generation.services.corpus import corpus_upload
@@ -254,13 +255,20 @@ def round_dashboard(request: HttpRequest, number: int) -> HttpResponse:
 @require_GET
 @role_required(CURATOR)
 def round_export(request: HttpRequest, number: int) -> StreamingHttpResponse:
-    """Download a round's accepted and edited pairs, streamed (Parquet and `datasets` dirs: `manage.py export`)."""
+    """Download a round's accepted and edited pairs, or its decisions as DPO pairs / KTO rows, streamed as JSON
+    (Parquet, `datasets` directories and the manifest: `manage.py export`)."""
     rnd = get_object_or_404(Round, number=number)
     fmt = request.GET.get("format", "messages_jsonl")
-    if fmt not in ("messages_jsonl", "alpaca_json"):
+    if fmt not in ("messages_jsonl", "alpaca_json", "dpo_jsonl", "kto_jsonl"):
         raise Http404("unknown download format")
-    rows = export.round_rows(rnd, include_unreviewed=request.GET.get("unreviewed") == "1")
-    response = StreamingHttpResponse(formats.export_rows(rows, fmt), content_type="application/json")
+    kind = export.preference_kind(fmt)
+    if kind:
+        chunks = write_json_lines(export.preference_rows(rnd, kind))
+    else:
+        chunks = formats.export_rows(
+            export.round_rows(rnd, include_unreviewed=request.GET.get("unreviewed") == "1"), fmt
+        )
+    response = StreamingHttpResponse(chunks, content_type="application/json")
     ext = "json" if fmt == "alpaca_json" else "jsonl"
     response["Content-Disposition"] = f'attachment; filename="round-{rnd.number}-{fmt}.{ext}"'
     return response
