@@ -181,7 +181,7 @@ def test_at_390x844_the_long_texts_are_tabs_that_keep_their_choice(browser, live
         context.close()
 
 
-def test_the_diff_is_off_until_asked_for_and_then_remembered(browser, live_server):
+def test_the_diff_is_off_until_asked_for_and_then_remembered(browser, live_server, tmp_path):
     UserFactory(username="reader", role="annotator")
     rnd, _ = _review_round(n=3)
     context, page = _open(browser, live_server, rnd, 1366, 768)
@@ -195,6 +195,7 @@ def test_the_diff_is_off_until_asked_for_and_then_remembered(browser, live_serve
         expect(page.locator(".response-diff del").first).to_be_visible()
         expect(page.locator(".response-plain")).to_be_hidden()
         _on_screen(page, "#t-web")  # the web text stays readable beside the diff
+        _screenshot(page, tmp_path, "review-diff-1366x768")
         page.keyboard.press("a")
         expect(page.locator("#t-instruction")).to_have_text("What does pair 0 say?")
         expect(page.locator(".response-diff")).to_be_visible()
@@ -240,6 +241,39 @@ def test_the_guidelines_open_with_g_rendered_and_sanitised(browser, live_server,
         page.get_by_role("button", name="Close").click()
         expect(panel).to_be_hidden()
         assert page.evaluate("window.__pwned") is None, "nothing in the guidelines ran"
+        assert page.evaluate("window.__csp") == []
+    finally:
+        context.close()
+
+
+def test_the_annotators_page_after_a_few_decisions(browser, live_server, tmp_path):
+    UserFactory(username="reader", role="annotator")
+    rnd, [first, *_] = _review_round(n=3)
+    context, page = _open(browser, live_server, rnd, 1366, 768)
+    try:
+        page.keyboard.press("a")
+        expect(page.locator("#t-instruction")).to_have_text("What does pair 0 say?")
+        page.keyboard.press("r")
+        page.keyboard.press("3")
+        expect(page.locator("#t-instruction")).to_have_text("What does pair 1 say?")
+        page.get_by_role("link", name="reader").click()  # one's name in the top bar leads to one's page
+        expect(page.get_by_role("heading", name="Your reviews")).to_be_visible()
+        totals = page.locator("#annotator-totals")
+        expect(totals).to_contain_text("Decisions2")
+        expect(totals).to_contain_text("Accepted1")
+        expect(totals).to_contain_text("Rejected1")
+        history = page.locator("#annotator-history tbody tr")
+        expect(history).to_have_count(2)
+        expect(history.first).to_contain_text("What does pair 0 say?")
+        expect(history.first).to_contain_text("factual_error")
+        _screenshot(page, tmp_path, "annotator-page-1366x768")
+        history.nth(1).get_by_role("link").click()
+        expect(page.get_by_role("heading", name=f"Pair {first.pk}")).to_be_visible()
+        expect(page.locator("#item-reviews tbody tr")).to_have_count(1)
+        page.set_viewport_size({"width": 390, "height": 844})
+        for heading in ("Instruction", "Rewritten response", "Original web text"):
+            expect(page.get_by_role("region", name=heading)).to_be_visible()
+        _screenshot(page, tmp_path, "review-item-390x844")
         assert page.evaluate("window.__csp") == []
     finally:
         context.close()
