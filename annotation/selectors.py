@@ -6,9 +6,9 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.postgres.search import SearchQuery, SearchRank
-from django.db.models import Avg, Count, F, Func, Q, QuerySet, Sum
+from django.db.models import Aggregate, Avg, Count, F, FloatField, Func, Q, QuerySet, Sum
 
-from annotation.agreement import interpret_kappa, round_agreement
+from annotation.agreement import interpret_kappa, pairwise_agreement, round_agreement
 from annotation.models import AuditEvent, Candidate, Review, SeedExample
 from generation.models import Round
 
@@ -139,7 +139,7 @@ def review_summary(rnd: Round) -> dict[str, Any]:
         candidate__round=rnd, action__in=["accept", "edit", "reject"], undone_by__isnull=True
     )
     annotators = list(
-        reviews.values("reviewer__username")
+        reviews.values("reviewer", "reviewer__username")
         .annotate(
             decisions=Count("id"),
             accepts=Count("id", filter=Q(action__in=["accept", "edit"])),
@@ -165,3 +165,121 @@ def review_summary(rnd: Round) -> dict[str, Any]:
         "kappa_label": interpret_kappa(agreement["fleiss_kappa"]),
         "reasons": reasons,
     }
+
+
+# --- one annotator's own page ------------------------------------------------------------------------------
+
+DECISIONS = ("accept", "edit", "reject")
+STANDING = Q(action__in=DECISIONS, undone_by__isnull=True)  # a decision not taken back
+
+
+class Percentile(Aggregate):
+    """PostgreSQL's `percentile_cont(f) WITHIN GROUP (ORDER BY x)`: the f-quantile, interpolated between the two
+    nearest values (numpy's default), computed where the rows are."""
+
+    function = "PERCENTILE_CONT"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"a percentile is a fraction in [0, 1], got {fraction}")
+        super().__init__(expression, fraction=repr(float(fraction)), **extra)
+
+
+def _times(filter: Q | None = None) -> dict[str, Any]:
+    """Seconds per decided item (Review.seconds_spent: from when the pair was handed out to the decision)."""
+    timed = STANDING & Q(seconds_spent__isnull=False) & (filter or Q())
+    return {
+        "timed": Count("id", filter=timed),
+        "median_s": Percentile("seconds_spent", 0.5, filter=timed),
+        "p90_s": Percentile("seconds_spent", 0.9, filter=timed),
+    }
+
+
+def annotator_stats(user: Any) -> dict[str, Any]:
+    """What `user` did as an annotator: decisions still standing by action, skips and undos, seconds per item
+    (median and 90th percentile) overall and per round, newest round first. Two queries."""
+    counts = {
+        "accept": Count("id", filter=STANDING & Q(action="accept")),
+        "edit": Count("id", filter=STANDING & Q(action="edit")),
+        "reject": Count("id", filter=STANDING & Q(action="reject")),
+        "skip": Count("id", filter=Q(action="skip")),
+        "undo": Count("id", filter=Q(action="undo")),
+    }
+    mine = Review.objects.filter(reviewer=user)
+    rounds = list(
+        mine.values(number=F("candidate__round__number"))
+        .annotate(**counts, **_times())
+        .order_by("-candidate__round__number")
+    )
+    totals = mine.aggregate(**counts, **_times())
+    for row in (*rounds, totals):
+        row["decisions"] = row["accept"] + row["edit"] + row["reject"]
+    return {"totals": totals, "rounds": rounds}
+
+
+def annotator_agreement(user: Any, *, reveal_names: bool) -> dict[str, Any]:
+    """How often `user` decided like the others on the pairs more than one person decided (edits count as accept),
+    with each colleague: shared pairs, share agreed, Cohen's kappa (annotation/agreement.py). Colleagues are named
+    only when `reveal_names` (an admin looking); otherwise they are "colleague 1", "colleague 2" … in order."""
+    my_items = Review.objects.filter(STANDING, reviewer=user).values("candidate_id")
+    rows = (
+        Review.objects.filter(STANDING, candidate_id__in=my_items)
+        .values_list("candidate_id", "reviewer_id", "action")
+        .order_by("id")
+    )
+    by_item: dict[int, dict[str, str]] = {}
+    for cid, reviewer_id, action in rows:
+        by_item.setdefault(cid, {})[str(reviewer_id)] = "reject" if action == "reject" else "accept"
+    shared = {cid: labels for cid, labels in by_item.items() if len(labels) > 1}
+    me = str(user.pk)
+    pairs = [p for p in pairwise_agreement(shared) if me in (p["a"], p["b"])]
+    pairs.sort(key=lambda p: (-p["items"], int(p["b"] if p["a"] == me else p["a"])))
+    names = (
+        dict(
+            get_user_model()
+            .objects.filter(pk__in=[int(p["b"] if p["a"] == me else p["a"]) for p in pairs])
+            .values_list("pk", "username")
+        )
+        if reveal_names
+        else {}
+    )
+    colleagues = []
+    for position, p in enumerate(pairs, start=1):
+        other = int(p["b"] if p["a"] == me else p["a"])
+        colleagues.append(
+            {
+                "name": names.get(other, f"colleague {position}"),
+                "pk": other if reveal_names else None,
+                "items": p["items"],
+                "agreement": p["agreement"],
+                "kappa": p["kappa"],
+                "kappa_label": interpret_kappa(p["kappa"]),
+            }
+        )
+    comparisons = sum(len(labels) - 1 for labels in shared.values())
+    agreeing = sum(
+        1 for labels in shared.values() for who, label in labels.items() if who != me and label == labels[me]
+    )
+    return {
+        "items_with_overlap": len(shared),
+        "comparisons": comparisons,
+        "agreement": agreeing / comparisons if comparisons else None,
+        "colleagues": colleagues,
+    }
+
+
+def annotator_history(user: Any) -> QuerySet[Review]:
+    """Every review action of `user`, newest first, with its pair and round (for a paginated list)."""
+    return (
+        Review.objects.filter(reviewer=user)
+        .select_related("candidate__round", "undone_by")
+        .defer("candidate__rewritten_response", "candidate__rationale", "candidate__final_response")
+        .order_by("-created_at", "-id")
+    )
+
+
+def may_see_item(user: Any, candidate: Candidate, *, curator: bool) -> bool:
+    """A pair read-only: curators and admins see any; an annotator only one they reviewed (skips included)."""
+    return curator or Review.objects.filter(candidate=candidate, reviewer=user).exists()

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import (
     Http404,
@@ -23,8 +26,9 @@ from annotation import queue, selectors, services
 from annotation.diff import word_diff
 from annotation.forms import AdjudicateForm, DecisionForm, SeedExampleForm
 from annotation.models import Candidate, SeedExample, Source
+from app.pagination import paginate
 from app.params import MAX_INT, parse_id, parse_ids, safe_next
-from app.roles import ANNOTATOR, CURATOR, role_required
+from app.roles import ADMIN, ANNOTATOR, CURATOR, has_role, role_required
 from app.uploads import upload_refusal
 from generation.models import Round
 from generation.pipeline import formats
@@ -221,8 +225,12 @@ def _item_context(
 
 
 def _render_item(request: HttpRequest, rnd: Round, candidate: Candidate | None, status: int = 200, **extra: Any):
-    template = "annotation/review.html#review-item" if request.htmx else "annotation/review.html"
-    return render(request, template, _item_context(request, rnd, candidate, **extra), status=status)
+    if request.htmx:  # the item alone: the guidelines panel around it stays as the page loaded it
+        context = _item_context(request, rnd, candidate, **extra)
+        return render(request, "annotation/review.html#review-item", context, status=status)
+    # The guidelines panel opens by itself the first time a browser meets this version of them (review.js).
+    extra["guidelines_version"] = hashlib.sha256(rnd.guidelines.encode()).hexdigest()[:16] if rnd.guidelines else ""
+    return render(request, "annotation/review.html", _item_context(request, rnd, candidate, **extra), status=status)
 
 
 @require_GET
@@ -284,3 +292,55 @@ def review_undo(request: HttpRequest, number: int) -> HttpResponse:
     if candidate is None:
         return _render_item(request, rnd, queue.queue_next(user=request.user, round=rnd), error="Nothing to undo.")
     return _render_item(request, rnd, candidate, notice="Undone: the pair is back as it was.")
+
+
+# --- an annotator's own page, and a pair read-only ---------------------------------------------------------
+
+HISTORY_PER_PAGE = 25
+
+
+def _annotator_context(request: HttpRequest, person: Any) -> dict[str, Any]:
+    admin = has_role(request.user, ADMIN)
+    return {
+        "person": person,
+        "is_me": person.pk == request.user.pk,
+        **selectors.annotator_stats(person),
+        "agreement": selectors.annotator_agreement(person, reveal_names=admin),
+        "page": paginate(request, selectors.annotator_history(person), per_page=HISTORY_PER_PAGE),
+    }
+
+
+@require_GET
+@role_required(ANNOTATOR)
+def annotator_me(request: HttpRequest) -> HttpResponse:
+    """The signed-in annotator's decisions, pace, agreement with others and history."""
+    return render(request, "annotation/annotator.html", _annotator_context(request, request.user))
+
+
+@require_GET
+@role_required(ANNOTATOR)
+def annotator_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """Anyone's page, for admins; an annotator may open only their own (403 for anyone else's)."""
+    if pk != request.user.pk and not has_role(request.user, ADMIN):
+        raise PermissionDenied("Only admins see other people's review pages.")
+    person = get_object_or_404(get_user_model(), pk=pk)
+    return render(request, "annotation/annotator.html", _annotator_context(request, person))
+
+
+@require_GET
+@role_required(ANNOTATOR)
+def review_item(request: HttpRequest, pk: int) -> HttpResponse:
+    """One pair, read-only, as a history entry links to it. An annotator sees only pairs they reviewed, and only
+    their own reviews of it (404 for any other pair: its existence is not confirmed); curators see every review."""
+    candidate = get_object_or_404(Candidate.objects.select_related("round", "segment"), pk=pk)
+    curator = has_role(request.user, CURATOR)
+    if not selectors.may_see_item(request.user, candidate, curator=curator):
+        raise Http404("no such pair among yours")
+    reviews = candidate.reviews.select_related("reviewer").order_by("created_at", "id")
+    if not curator:
+        reviews = reviews.filter(reviewer=request.user)
+    return render(
+        request,
+        "annotation/review_item.html",
+        {"candidate": candidate, "round": candidate.round, "reviews": list(reviews), "curator": curator},
+    )

@@ -9,7 +9,7 @@ from django import forms
 from django.conf import settings
 
 from generation import selectors
-from generation.models import ModelVersion
+from generation.models import ModelVersion, Round
 from generation.pipeline import config as round_config
 from generation.pipeline import evaluation
 from generation.pipeline.config import ConfigError
@@ -79,6 +79,14 @@ class RoundLaunchForm(forms.Form):
         required=False, help_text='JSONL with a prompt per line ({"prompt": …}); default: the shipped set'
     )
     eval_limit = forms.IntegerField(min_value=1, required=False, help_text="evaluate on the first N prompts only")
+    guidelines = forms.CharField(
+        required=False,
+        max_length=Round.GUIDELINES_MAX_CHARS,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 8}),
+        label="Guidelines for annotators",
+        help_text="Markdown, shown on the review screen (key G); you can edit it while the round runs",
+    )
 
     @classmethod
     def initial_values(cls) -> dict[str, Any]:
@@ -162,6 +170,16 @@ def _ifd_band(data: dict[str, Any], rule: str) -> list[float | None] | None:
     if low is None and high is None:
         return [None, 1.0] if rule == "ifd" else None
     return [low, high]
+
+
+class GuidelinesForm(forms.Form):
+    guidelines = forms.CharField(
+        required=False,
+        max_length=Round.GUIDELINES_MAX_CHARS,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 12}),
+        label="Guidelines (markdown)",
+    )
 
 
 class ModelRegisterForm(forms.Form):

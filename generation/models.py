@@ -107,6 +107,8 @@ class ModelVersion(models.Model):
 class Round(models.Model):
     """One iteration of the loop (DESIGN.md "The round"), a state machine persisted here."""
 
+    GUIDELINES_MAX_CHARS = 50_000
+
     class State(models.TextChoices):
         DRAFT = "draft", "draft"
         TRAIN_BACKWARD = "train_backward", "train backward model"
@@ -134,6 +136,9 @@ class Round(models.Model):
     forward_model = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     metrics = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    # What annotators should do (markdown, shown sanitised on the review screen). Set at launch and editable while
+    # the round runs (edits are in the audit log), so it is not part of the frozen config or its hash.
+    guidelines = models.TextField(blank=True, default="", db_default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

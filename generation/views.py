@@ -14,7 +14,7 @@ from app.pagination import paginate
 from app.roles import ADMIN, CURATOR, has_role, role_required
 from app.uploads import describe_limit, upload_refusal
 from generation import selectors
-from generation.forms import ModelRegisterForm, RoundLaunchForm
+from generation.forms import GuidelinesForm, ModelRegisterForm, RoundLaunchForm
 from generation.models import Corpus, ModelVersion, Round
 from generation.pipeline import formats, signals
 from generation.pipeline.formats.json_io import write_json_lines
@@ -24,6 +24,7 @@ from generation.services.corpus import corpus_upload
 from generation.services.jobs import job_create
 from generation.services.rounds import (
     STAGES,
+    GuidelinesRefused,
     ReviewNotOpen,
     RoundFinished,
     StageActionRefused,
@@ -75,7 +76,11 @@ def round_launch(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         rnd = round_create(
-            corpus=data["corpus"], base_model=data["base_model"], config=data["config"], created_by=request.user
+            corpus=data["corpus"],
+            base_model=data["base_model"],
+            config=data["config"],
+            created_by=request.user,
+            guidelines=data["guidelines"],
         )
         round_start(round=rnd)
         messages.success(request, f"Round {rnd.number} launched (config {rnd.config_hash[:12]}).")
@@ -109,6 +114,7 @@ def _round_context(rnd: Round) -> dict:
         "gate_counts": selectors.round_gate_counts(rnd),
         "rubric_marker": curation.threshold if signals.RANK_SIGNAL[curation.keep] == "rubric" else None,
         "models": [m for m in (rnd.backward_model, rnd.forward_model) if m is not None],
+        "guidelines_form": GuidelinesForm(initial={"guidelines": rnd.guidelines}),
     }
 
 
@@ -138,6 +144,24 @@ def round_stage_action(request: HttpRequest, number: int, stage: str, action: st
     rnd.refresh_from_db()
     response = render(request, "generation/round_detail.html#round-stages", _round_context(rnd))
     return trigger_client_event(response, "stage-changed", {"stage": stage, "action": action, "chunks": n})
+
+
+@require_POST
+@role_required(ADMIN)
+def round_guidelines(request: HttpRequest, number: int) -> HttpResponse:
+    """Replace the round's guidelines (also while annotators review it; they see them on their next page load)."""
+    rnd = get_object_or_404(Round, number=number)
+    form = GuidelinesForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Guidelines not saved: {form.errors.as_text()}")
+        return redirect("round-detail", number=number)
+    try:
+        round_service.round_guidelines_update(round=rnd, text=form.cleaned_data["guidelines"], user=request.user)
+    except GuidelinesRefused as exc:
+        messages.error(request, f"Guidelines not saved: {exc}.")
+    else:
+        messages.success(request, f"Guidelines of round {rnd.number} saved.")
+    return redirect(f"{reverse('round-detail', args=[number])}#guidelines")
 
 
 @require_POST

@@ -41,6 +41,10 @@ class RoundFinished(ValueError):
     """The round is closed or cancelled already: there is nothing to cancel."""
 
 
+class GuidelinesRefused(ValueError):
+    """Guidelines that cannot be set: too long, or the round is closed or cancelled."""
+
+
 class StageActionRefused(ValueError):
     """A stage action the round's state does not allow (retrying a stage of a closed round, or one it has left)."""
 
@@ -60,9 +64,17 @@ def _choose_heldout(held: round_config.HeldoutConfig) -> list[int]:
 
 @transaction.atomic
 def round_create(
-    *, corpus: Corpus, base_model: ModelVersion, config: dict[str, Any] | None = None, created_by: Any = None
+    *,
+    corpus: Corpus,
+    base_model: ModelVersion,
+    config: dict[str, Any] | None = None,
+    created_by: Any = None,
+    guidelines: str = "",
 ) -> Round:
-    """A new round with its config validated, frozen and hashed, and a snapshot of the seed set."""
+    """A new round with its config validated, frozen and hashed, and a snapshot of the seed set. `guidelines`
+    (markdown for the annotators) is kept beside the config, outside its hash: it may be edited while the round
+    runs (round_guidelines_update)."""
+    guidelines = _clean_guidelines(guidelines)
     cfg = round_config.parse(config, allow_fake_backend=fake_backend_allowed())
     if cfg.evaluation.prompts is None:
         # Frozen into the config (and its hash) so the evaluation of this round can always be reproduced.
@@ -84,7 +96,36 @@ def round_create(
         # Round r+1 curates with M_r when there is one (DESIGN.md step 3).
         curation_model=previous.forward_model if previous else None,
         created_by=created_by,
+        guidelines=guidelines,
     )
+
+
+def _clean_guidelines(text: str) -> str:
+    text = text.replace("\r\n", "\n").strip()
+    if len(text) > Round.GUIDELINES_MAX_CHARS:
+        raise GuidelinesRefused(f"the guidelines are longer than {Round.GUIDELINES_MAX_CHARS:,} characters")
+    return text
+
+
+@transaction.atomic
+def round_guidelines_update(*, round: Round, text: str, user: Any = None) -> Round:
+    """Replace a round's guidelines (markdown), also while annotators review it; the change, before and after,
+    goes to the audit log. Refused once the round is closed or cancelled: nobody reviews it any more."""
+    text = _clean_guidelines(text)
+    rnd = Round.objects.select_for_update().get(pk=round.pk)
+    if rnd.state in (Round.State.CLOSED, Round.State.CANCELLED):
+        raise GuidelinesRefused(f"round {rnd.number} is {rnd.state}: its guidelines can no longer change")
+    if text != rnd.guidelines:
+        annotation_services.audit(
+            user=user,
+            action="round.guidelines",
+            obj=rnd,
+            before={"guidelines": rnd.guidelines},
+            after={"guidelines": text},
+        )
+        Round.objects.filter(pk=rnd.pk).update(guidelines=text)
+    round.guidelines = rnd.guidelines = text
+    return rnd
 
 
 def round_transition(

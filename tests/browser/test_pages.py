@@ -119,10 +119,12 @@ def test_annotator_reviews_with_the_keyboard_edits_undoes_and_sees_the_diff(page
     page.get_by_role("link", name="Start reviewing").click()
     item = page.locator("#review-item")
     expect(item).to_contain_text("Why are there two tides a day?")
+    expect(page.locator(".diff del").first).to_be_hidden()  # the diff is a toggle, off until asked for
+    page.keyboard.press("d")
     expect(page.locator(".diff del").first).to_be_visible()
     expect(page.locator(".diff ins").first).to_have_text("two times each")
     expect(page.locator(".diff del").first).to_have_text("twice a")
-    expect(page.locator(".original")).to_contain_text("<script>window.__pwned=1</script>")
+    expect(page.locator("#t-web")).to_contain_text("<script>window.__pwned=1</script>")
     assert page.evaluate("window.__pwned") is None, "web text is shown as text and never runs"
     page.evaluate("window.__marker = 'same page'")
 

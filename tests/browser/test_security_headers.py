@@ -20,8 +20,13 @@ document.addEventListener("securitypolicyviolation", (e) =>
 """
 
 
-def _pages(rnd, closed, ex) -> list[str]:
-    return [
+def _pages(rnd, closed, ex, cand=None, person=None) -> list[str]:
+    mine = [reverse("review-me")]
+    if cand is not None:
+        mine.append(reverse("review-item", args=[cand.pk]))
+    if person is not None:
+        mine.append(reverse("annotator-page", args=[person.pk]))
+    return mine + [
         reverse("home"),
         reverse("review-rounds"),
         reverse("review-queue", args=[rnd.number]),
@@ -43,18 +48,18 @@ def _pages(rnd, closed, ex) -> list[str]:
 
 
 def test_every_page_sends_a_csp_and_breaks_none_of_it(page, redis_conn):
-    rnd = RoundFactory(state="review")
+    rnd = RoundFactory(state="review", guidelines="# Rules\n\nAccept **only** what the web text says.")
     cand = CandidateFactory(round=rnd, status="kept", score=4.5, segment__url="javascript:window.__pwned=1")
     queue.queue_build(round=rnd)
     closed = RoundFactory(state="closed", corpus=rnd.corpus)
     SegmentFactory(corpus=rnd.corpus, url="https://example.org/page")
     ex = SeedExampleFactory()
-    UserFactory(username="boss", role="admin")
+    boss = UserFactory(username="boss", role="admin")
     page.add_init_script(WATCH)
     console: list[str] = []
     page.on("console", lambda m: console.append(m.text) if "Content Security Policy" in m.text else None)
     login(page, "boss")
-    for url in _pages(rnd, closed, ex):
+    for url in _pages(rnd, closed, ex, cand, boss):
         response = page.goto(url)
         assert response.status == 200, url
         csp = response.headers.get("content-security-policy", "")

@@ -19,7 +19,7 @@ from generation.models import Corpus, ModelVersion, Round
 from generation.pipeline import signals
 from generation.pipeline.config import ConfigError, RoundConfig
 from generation.selectors import stage_progress
-from generation.services.rounds import round_create, round_start
+from generation.services.rounds import GuidelinesRefused, round_create, round_start
 
 
 def _nll_line(label: str, h: dict[str, Any]) -> str:
@@ -105,6 +105,12 @@ class Command(BaseCommand):
         parser.add_argument("--no-train-backward", action="store_true", help="augment with the base model")
         parser.add_argument("--eval-limit", type=int, help="evaluate on the first N held-out prompts only")
         parser.add_argument("--eval-max-new-tokens", type=int, default=256)
+        parser.add_argument(
+            "--guidelines",
+            type=Path,
+            metavar="FILE.md",
+            help="guidelines for the annotators: a markdown file, shown on the review screen (editable later)",
+        )
         parser.add_argument("--wait", action="store_true", help="follow progress until review or the end")
         parser.add_argument("--unless-exists", action="store_true", help="do nothing if the corpus has a round")
         parser.add_argument(
@@ -145,9 +151,15 @@ class Command(BaseCommand):
             "training": {"max_steps": options["train_steps"]},
             "evaluation": {"limit": options["eval_limit"], "max_new_tokens": options["eval_max_new_tokens"]},
         }
+        guidelines = ""
+        if options["guidelines"] is not None:
+            try:
+                guidelines = options["guidelines"].read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CommandError(f"--guidelines {options['guidelines']}: {exc}") from exc
         try:
-            rnd = round_create(corpus=corpus, base_model=base, config=config)
-        except ConfigError as exc:
+            rnd = round_create(corpus=corpus, base_model=base, config=config, guidelines=guidelines)
+        except (ConfigError, GuidelinesRefused) as exc:
             raise CommandError(str(exc)) from exc
         round_start(round=rnd)
         self.stdout.write(f"Round {rnd.number} launched on '{corpus.name}' (config {rnd.config_hash[:12]})")
