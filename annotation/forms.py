@@ -7,6 +7,7 @@ from django import forms
 from annotation.models import SeedExample
 from annotation.queue import REJECT_REASONS
 from app.params import MAX_BIGINT, MAX_INT
+from generation.pipeline import formats
 
 
 class AdjudicateForm(forms.Form):
@@ -33,6 +34,28 @@ class DecisionForm(forms.Form):
 
     def error_text(self) -> str:
         return " ".join(str(e) for errors in self.errors.values() for e in errors)
+
+
+class SeedImportForm(forms.Form):
+    """The options of a seed import (the file itself is checked by the view: size, then the formats module)."""
+
+    format = forms.ChoiceField(required=False, choices=[("", "detect"), *((f, f) for f in formats.FORMATS_UPLOAD)])
+    source = forms.ChoiceField(required=False, choices=[("", ""), *((s, s) for s in formats.SOURCES)])
+    all_turns = forms.BooleanField(required=False)
+    map_instruction = forms.CharField(required=False, max_length=200)
+    map_response = forms.CharField(required=False, max_length=200)
+    map_input = forms.CharField(required=False, max_length=200)
+
+    def mapping(self) -> dict[str, str]:
+        """target → column for the mapping fields filled in."""
+        return {
+            name.removeprefix("map_"): value
+            for name, value in self.cleaned_data.items()
+            if name.startswith("map_") and value
+        }
+
+    def error_text(self) -> str:
+        return " ".join(f"{name}: {e}" for name, errors in self.errors.items() for e in errors)
 
 
 class SeedExampleForm(forms.ModelForm):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -292,12 +293,26 @@ def seed_bulk(*, user: AbstractBaseUser, ids: list[int], action: str, value: str
 
 
 @transaction.atomic
-def seed_import(*, user: AbstractBaseUser | None, name: str, text: str, fmt: str | None = None, source: str = "seed"):
-    """Import a whole file or nothing: every bad line is reported (formats.FormatError) and nothing is written."""
-    fmt = fmt or formats.detect_format(name, text[:20000])
-    rows = formats.parse(text, fmt, default_source=source)
+def seed_import(
+    *,
+    user: AbstractBaseUser | None,
+    name: str,
+    data: bytes | None = None,
+    path: Path | None = None,
+    fmt: str | None = None,
+    source: str = "seed",
+    turns: str = "first",
+    mapping: dict[str, str] | None = None,
+) -> tuple[str, list[SeedExample]]:
+    """Import a whole file (an upload's `data`, or a file or `datasets` directory at `path`) or nothing: every bad
+    line or row is reported (formats.FormatError) and nothing is written. `turns` and `mapping`: see formats."""
+    options: dict[str, Any] = {"default_source": source, "turns": turns, "mapping": mapping}
+    if path is not None:
+        fmt, rows = formats.parse_path(path, fmt, **options)
+    else:
+        fmt, rows = formats.parse_bytes(name, data or b"", fmt, **options)
     for row in rows:
-        row["provenance"] = {"kind": "import", "file": name, "format": fmt, "line": row["provenance"]["line"]}
+        row["provenance"] = {"kind": "import", "file": name, **row["provenance"]}
     created = seed_examples_create(rows=rows, created_by=user)
     AuditEvent.objects.create(
         user=user,

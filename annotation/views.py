@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from annotation import queue, selectors, services
 from annotation.diff import word_diff
-from annotation.forms import AdjudicateForm, DecisionForm, SeedExampleForm
+from annotation.forms import AdjudicateForm, DecisionForm, SeedExampleForm, SeedImportForm
 from annotation.models import Candidate, SeedExample, Source
 from app.pagination import paginate
 from app.params import MAX_INT, parse_id, parse_ids, safe_next
@@ -69,7 +69,8 @@ def seed_list(request: HttpRequest) -> HttpResponse:
         "facets": selectors.seed_facets(),
         "query_string": query_string.urlencode(),
         "formats_out": formats.FORMATS_OUT,
-        "formats_in": formats.FORMATS_IN,
+        "formats_in": formats.FORMATS_UPLOAD,
+        "map_targets": ("instruction", "response", "input"),
         "bulk_actions": services.BULK_ACTIONS,
     }
     template = "annotation/seed_list.html#seed-table" if request.htmx else "annotation/seed_list.html"
@@ -126,18 +127,21 @@ def seed_import(request: HttpRequest) -> HttpResponse:
     if refusal is not None:
         messages.error(request, refusal)
         return redirect("seed-list")
+    form = SeedImportForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"{upload.name}: nothing was imported. {form.error_text()}")
+        return redirect("seed-list")
     try:
-        text = upload.read().decode("utf-8")  # at most BACKFORTH_MAX_SEED_UPLOAD_MB, checked above
         fmt, created = services.seed_import(
             user=request.user,
             name=upload.name,
-            text=text,
-            fmt=request.POST.get("format") or None,
-            source=request.POST.get("source") or "seed",
+            data=upload.read(),  # at most BACKFORTH_MAX_SEED_UPLOAD_MB, checked above
+            fmt=form.cleaned_data["format"] or None,
+            source=form.cleaned_data["source"] or "seed",
+            turns="all" if form.cleaned_data["all_turns"] else "first",
+            mapping=form.mapping(),
         )
-    except UnicodeDecodeError as exc:
-        messages.error(request, f"{upload.name}: not UTF-8 text (byte {exc.start}). Nothing was imported.")
-    except (formats.FormatError, ValueError) as exc:
+    except ValueError as exc:  # formats.FormatError included: every bad line or row
         messages.error(request, f"{upload.name}: nothing was imported. {exc}")
     else:
         messages.success(request, f"Imported {len(created)} examples from {upload.name} ({fmt}).")

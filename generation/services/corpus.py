@@ -29,7 +29,7 @@ from generation.corpus.dedup import (
     sign_new,
 )
 from generation.corpus.filters import clean_document
-from generation.corpus.readers import ReadError, ReadStats, read_documents
+from generation.corpus.readers import ReadError, ReadStats, corpus_files, read_documents
 from generation.corpus.text import content_hash
 from generation.data import builtin_eval_prompts
 from generation.models import Corpus, Job, Segment
@@ -64,6 +64,11 @@ class IngestReport:
         if len(shown) < EXAMPLES_PER_REASON:
             shown.append(text[:400])
 
+    def skipped(self) -> str:
+        """What the readers skipped, as "1 empty, 3 other_files" ('' when nothing)."""
+        counts = {k.removeprefix("skipped_"): n for k, n in self.read.items() if k.startswith("skipped_") and n}
+        return ", ".join(f"{n} {what}" for what, n in counts.items())
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "files": self.files,
@@ -73,6 +78,7 @@ class IngestReport:
             "drops": dict(self.drops.most_common()),
             "examples": self.examples,
             "read": self.read,
+            "skipped": self.skipped(),
             "seconds": round(self.seconds, 2),
             "docs_per_s": round(self.documents / self.seconds, 1) if self.seconds else None,
         }
@@ -152,8 +158,10 @@ def ingest_files(
     near_threshold: float = 0.8,
     on_document: Callable[[int], None] | None = None,
 ) -> IngestReport:
-    """Read, clean and deduplicate `paths` into `corpus`, all or nothing. Per-filter drop counts and a few
-    examples of each are stored on the corpus (`stats["imports"]`) so a curator can see why text was dropped.
+    """Read, clean and deduplicate `paths` into `corpus`, all or nothing. A path may be a directory: its corpus
+    files are read recursively in sorted order (`corpus_files`), each named by its path inside it. Per-filter drop
+    counts and a few examples of each are stored on the corpus (`stats["imports"]`) so a curator can see why text
+    was dropped, with what the readers skipped (`read`: pages without text, other files in a directory, …).
 
     Passages are deduplicated in batches against what the corpus already holds (earlier imports included)
     and against each other, through PostgreSQL (`CorpusIndex`): memory stays flat however large the files.
@@ -187,8 +195,9 @@ def ingest_files(
             report.added += index.insert(keep) if keep else 0
             batch.clear()
 
-        for path in report.files:
-            for doc in read_documents(path, stats=stats):
+        files = (pair for given in report.files for pair in corpus_files(given, stats=stats))
+        for path, name in files:
+            for doc in read_documents(path, name=name, stats=stats):
                 report.documents += 1
                 passages, counts = clean_document(doc.text, min_chars=min_chars, max_chars=max_chars)
                 for reason, n in counts.items():
@@ -202,7 +211,7 @@ def ingest_files(
                         "text": passage,
                         "source_id": doc.source_id,
                         "url": doc.url,
-                        "meta": {"file": Path(path).name},
+                        "meta": {"file": name},
                     }
                     batch.append((meta, pending(passage, params, sign=False)))
                     if len(batch) >= BATCH:

@@ -62,11 +62,12 @@ class ReadStats:
     files: int = 0
     documents: int = 0
     bytes: int = 0
-    skipped_empty: int = 0  # blank text field / empty main-text extraction
+    skipped_empty: int = 0  # blank text field / empty main-text extraction (an HTML page without text)
     skipped_non_html: int = 0  # WARC response/resource records that are not HTML
     skipped_http_status: int = 0  # WARC HTML responses with a non-2xx status (redirects, errors)
-    skipped_too_large: int = 0  # WARC payloads over max_line_bytes
+    skipped_too_large: int = 0  # WARC payloads and HTML files over max_line_bytes
     skipped_undecodable: int = 0  # WARC payloads in an unknown or broken Content-Encoding
+    skipped_other_files: int = 0  # files in an imported directory that are of no corpus kind (images, CSS, …)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -74,11 +75,12 @@ class ReadStats:
 
 class Reader(Protocol):
     """One kind's reader: a generator of the file's documents (blank texts skipped and counted in
-    `stats.skipped_empty`); every failure a `ReadError`. `read_documents` checks the path exists, is a
-    regular file and is not empty before calling it, and counts files and documents."""
+    `stats.skipped_empty`); every failure a `ReadError`. `name` is what documents without an id of their own
+    are named after (the file name, or its path inside the directory being imported). `read_documents` checks
+    the path exists, is a regular file and is not empty before calling it, and counts files and documents."""
 
     def __call__(
-        self, path: Path, *, text_field: str, id_field: str, max_line_bytes: int, stats: ReadStats
+        self, path: Path, *, name: str, text_field: str, id_field: str, max_line_bytes: int, stats: ReadStats
     ) -> Generator[Document]: ...
 
 

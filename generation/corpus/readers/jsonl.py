@@ -50,7 +50,7 @@ def check_json_lines(path: Path) -> None:
     # anything else is left to the reader ("invalid JSON on line N")
 
 
-def read_jsonl(path: Path, *, text_field: str, id_field: str, max_line_bytes: int, stats: ReadStats):
+def read_jsonl(path: Path, *, name: str, text_field: str, id_field: str, max_line_bytes: int, stats: ReadStats):
     line_no = 0
     with open_binary(path) as stream:
         while True:
@@ -82,14 +82,14 @@ def read_jsonl(path: Path, *, text_field: str, id_field: str, max_line_bytes: in
                 raise ReadError(path, line_no, f"invalid JSON: {exc.msg} at column {exc.colno}") from None
             except RecursionError:
                 raise ReadError(path, line_no, "invalid JSON: nested too deeply") from None
-            doc = _json_document(path, line_no, record, text_field, id_field)
+            doc = _json_document(path, name, line_no, record, text_field, id_field)
             if not doc.text.strip():
                 stats.skipped_empty += 1
                 continue
             yield doc
 
 
-def _json_document(path: Path, line_no: int, record: Any, text_field: str, id_field: str) -> Document:
+def _json_document(path: Path, name: str, line_no: int, record: Any, text_field: str, id_field: str) -> Document:
     if not isinstance(record, dict):
         raise ReadError(path, line_no, f"expected a JSON object, got {type(record).__name__}")
     if text_field not in record:
@@ -99,7 +99,7 @@ def _json_document(path: Path, line_no: int, record: Any, text_field: str, id_fi
     if not isinstance(text, str):
         raise ReadError(path, line_no, f"field {text_field!r} is not a string (got {type(text).__name__})")
     doc_id = record.get(id_field)
-    source_id = str(doc_id) if isinstance(doc_id, str | int) and doc_id != "" else f"{path.name}:{line_no}"
+    source_id = str(doc_id) if isinstance(doc_id, str | int) and doc_id != "" else f"{name}:{line_no}"
     meta = {k: v for k, v in record.items() if k not in (text_field, id_field, "url")}
     return Document(text=text, source_id=source_id, url=_json_url(record), meta=meta)
 

@@ -13,7 +13,7 @@ from generation.corpus.readers._common import Document, ReadError, ReadStats
 _PARQUET_BATCH_ROWS = 256
 
 
-def read_parquet(path: Path, *, text_field: str, id_field: str, max_line_bytes: int, stats: ReadStats):
+def read_parquet(path: Path, *, name: str, text_field: str, id_field: str, max_line_bytes: int, stats: ReadStats):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -40,7 +40,7 @@ def read_parquet(path: Path, *, text_field: str, id_field: str, max_line_bytes: 
                         stats.skipped_empty += 1
                         continue
                     doc_id = record.get(id_field)
-                    source_id = str(doc_id) if doc_id not in (None, "") else f"{path.name}:{row}"
+                    source_id = str(doc_id) if doc_id not in (None, "") else f"{name}:{row}"
                     url = record.get("url")
                     meta = {k: v for k, v in record.items() if k not in (text_field, id_field, "url")}
                     yield Document(text=text, source_id=source_id, url=url if isinstance(url, str) else "", meta=meta)

@@ -19,7 +19,7 @@ from generation.corpus.readers._common import (
 )
 
 
-def read_text(path: Path, *, text_field: str, id_field: str, max_line_bytes: int, stats: ReadStats):
+def read_text(path: Path, *, name: str, text_field: str, id_field: str, max_line_bytes: int, stats: ReadStats):
     """One document per file (passages are split later); the file may be at most `max_line_bytes`."""
     chunks: list[bytes] = []
     total = 0
@@ -49,4 +49,4 @@ def read_text(path: Path, *, text_field: str, id_field: str, max_line_bytes: int
     if not text:
         stats.skipped_empty += 1
         return
-    yield Document(text=text, source_id=path.name, url="", meta={"path": str(path)})
+    yield Document(text=text, source_id=name, url="", meta={"path": str(path)})

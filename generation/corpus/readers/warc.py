@@ -1,18 +1,19 @@
-"""WARC, read record by record with fastwarc; HTML responses (2xx) and resources are turned into main text with
-resiliparse's `extract_plain_text(html, main_content=True)`, after undoing chunked transfer coding and
-gzip/deflate/br content coding. fastwarc and resiliparse are imported only when a WARC file is read.
+"""WARC, read record by record with fastwarc; HTML responses (2xx) and resources are turned into main text by
+`_html.main_text` (resiliparse's `extract_plain_text(tree, main_content=True)`, as for HTML files), after undoing
+chunked transfer coding and gzip/deflate/br content coding. fastwarc and resiliparse are imported only when a
+WARC file is read.
 
 Pure module (no Django, no torch).
 """
 
 from __future__ import annotations
 
-import codecs
 import io
 import zlib
 from pathlib import Path
 
 from generation.corpus.readers._common import GZIP_ERRORS, Document, ReadError, ReadStats, fmt_bytes, open_binary
+from generation.corpus.readers._html import main_text
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 
@@ -24,9 +25,8 @@ def _strip_angle(value: str | None) -> str:
     return value
 
 
-def read_warc(path: Path, *, text_field: str, id_field: str, max_line_bytes: int, stats: ReadStats):
+def read_warc(path: Path, *, name: str, text_field: str, id_field: str, max_line_bytes: int, stats: ReadStats):
     from fastwarc.warc import ArchiveIterator, WarcRecordType
-    from resiliparse.extract.html2text import extract_plain_text
 
     # Python's gzip (not fastwarc's) so that a truncated .warc.gz raises EOFError instead of ending quietly.
     records = 0
@@ -49,7 +49,7 @@ def read_warc(path: Path, *, text_field: str, id_field: str, max_line_bytes: int
                 raise ReadError(path, None, f"unreadable WARC after record {records} ({exc})") from None
             records += 1
             try:
-                doc = _warc_document(path, record, records, max_line_bytes, stats, extract_plain_text)
+                doc = _warc_document(path, name, record, records, max_line_bytes, stats)
             except GZIP_ERRORS as exc:
                 raise ReadError(path, None, f"truncated or corrupt gzip in WARC record {records} ({exc})") from None
             if doc is not None:
@@ -58,7 +58,7 @@ def read_warc(path: Path, *, text_field: str, id_field: str, max_line_bytes: int
         raise ReadError(path, None, "no documents (no WARC response or resource records)")
 
 
-def _warc_document(path: Path, record, number: int, max_bytes: int, stats: ReadStats, extract) -> Document | None:
+def _warc_document(path: Path, name: str, record, number: int, max_bytes: int, stats: ReadStats) -> Document | None:
     from fastwarc.warc import WarcRecordType
 
     http = record.is_http
@@ -88,14 +88,13 @@ def _warc_document(path: Path, record, number: int, max_bytes: int, stats: ReadS
     body = _decode_http_body(raw, headers, max_bytes, stats)
     if body is None:
         return None
-    charset = _charset(record.http_charset if http else None, body)
-    html = _bytes_to_str(body, charset)
-    text = extract(html, main_content=True).strip()
+    page = main_text(body, record.http_charset if http else None)
+    text, charset = page.text, page.charset
     if not text:
         stats.skipped_empty += 1
         return None
     meta = {
-        "warc_file": path.name,
+        "warc_file": name,
         "warc_type": "response" if record.record_type == WarcRecordType.response else "resource",
         "warc_date": record.headers.get("WARC-Date"),
         "content_type": content_type,
@@ -104,7 +103,7 @@ def _warc_document(path: Path, record, number: int, max_bytes: int, stats: ReadS
     }
     if record.headers.get("WARC-Truncated"):
         meta["warc_truncated"] = record.headers.get("WARC-Truncated")
-    source_id = _strip_angle(record.headers.get("WARC-Record-ID")) or f"{path.name}:record-{number}"
+    source_id = _strip_angle(record.headers.get("WARC-Record-ID")) or f"{name}:record-{number}"
     return Document(text=text, source_id=source_id, url=url, meta=meta)
 
 
@@ -164,21 +163,3 @@ def _looks_chunked(raw: bytes) -> bool:
 
 def _looks_like_html(raw: bytes) -> bool:
     return raw[:1024].lstrip().startswith(b"<")
-
-
-def _charset(declared: str | None, body: bytes) -> str:
-    from resiliparse.parse.encoding import detect_encoding
-
-    for candidate in (declared, detect_encoding(body, from_html_meta=True)):
-        if candidate:
-            try:
-                return codecs.lookup(candidate).name
-            except LookupError:
-                continue
-    return "utf-8"
-
-
-def _bytes_to_str(body: bytes, charset: str) -> str:
-    from resiliparse.parse.encoding import bytes_to_str
-
-    return bytes_to_str(body, charset)

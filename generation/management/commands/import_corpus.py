@@ -1,6 +1,7 @@
 """manage.py import_corpus PATH… --corpus NAME — read web text (JSONL/JSONL.gz in Dolma or C4 shape, plain
-text, Parquet, WARC), clean it into self-contained passages, remove exact and near duplicates and passages that
-overlap the evaluation prompts, and add the rest to a corpus. All or nothing."""
+text, Parquet, WARC, saved HTML pages; a directory is read recursively), clean it into self-contained passages,
+remove exact and near duplicates and passages that overlap the evaluation prompts, and add the rest to a corpus.
+All or nothing."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ class Command(BaseCommand):
     help = "Import web text files into a corpus as cleaned, deduplicated passages (one transaction)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("paths", nargs="+", help="files to read")
+        parser.add_argument("paths", nargs="+", help="files or directories (read recursively) to import")
         parser.add_argument("--corpus", required=True, help="corpus name (created if missing)")
         parser.add_argument("--min-chars", type=int, default=600)
         parser.add_argument("--max-chars", type=int, default=3000)
@@ -38,7 +39,9 @@ class Command(BaseCommand):
         finally:
             bar.close()
         drops = ", ".join(f"{k} {v}" for k, v in report.drops.most_common()) or "none"
+        skipped = report.skipped()
         self.stdout.write(
-            f"{corpus.name}: {report.documents} documents → {report.passages} passages → {report.added} new "
-            f"segments in {report.seconds:.1f} s. Dropped: {drops}"
+            f"{corpus.name}: {report.read['files']} files, {report.documents} documents → {report.passages} "
+            f"passages → {report.added} new segments in {report.seconds:.1f} s. Dropped: {drops}"
+            + (f". Skipped while reading: {skipped}" if skipped else "")
         )

@@ -26,25 +26,21 @@ from generation.pipeline import formats, gates, prompts, signals
 
 def read_pairs(path: Path, fmt: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(the file's records as they were, one per pair, and the parsed pairs) — the whole file is checked
-    first, and any bad line is reported with its number (generation/pipeline/formats/)."""
+    first, and any bad line is reported with its number (generation/pipeline/formats/). Records of several pairs
+    (OpenAssistant trees) and tables are written back as the pair itself."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise CommandError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from exc
+        fmt, rows = formats.parse_path(path, fmt)
     except OSError as exc:
         raise CommandError(f"{path}: cannot read the file ({exc.strerror})") from exc
-    try:
-        fmt = fmt or formats.detect_format(path.name, text[:65536])
-        rows = formats.parse(text, fmt)
-    except formats.FormatError as exc:
+    except ValueError as exc:  # formats.FormatError included
         raise CommandError(f"{path}: {exc}") from exc
     if fmt == "alpaca_json":
-        originals = json.loads(text.lstrip("\ufeff"))
-    elif fmt == "oasst_jsonl":  # trees, not one record per pair: write the pair itself back
-        originals = [{"instruction": r["instruction"], "response": r["response"]} for r in rows]
-    else:
-        lines = text.lstrip("\ufeff").split("\n")
+        originals = json.loads(path.read_text(encoding="utf-8").lstrip("\ufeff"))
+    elif fmt in ("alpaca_jsonl", "pairs_jsonl", "messages_jsonl", "lima_jsonl", "sharegpt_jsonl"):
+        lines = path.read_text(encoding="utf-8").lstrip("\ufeff").split("\n")
         originals = [json.loads(lines[r["provenance"]["line"] - 1]) for r in rows]
+    else:
+        originals = [{"instruction": r["instruction"], "response": r["response"]} for r in rows]
     return originals, rows
 
 
@@ -59,7 +55,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("input", help="JSONL (instruction/response), Alpaca JSON/JSONL, messages JSONL, OASST")
+        parser.add_argument("input", help="a seed-set file in any import format (see import_seed)")
         parser.add_argument("--out", required=True, help="where to write the scored rows (JSONL)")
         parser.add_argument("--format", choices=formats.FORMATS_IN, help="the input's format (default: detected)")
         parser.add_argument("--model", help="a local Hugging Face model directory (default: the embedded model)")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from generation.pipeline.formats.base import Problems, Record, row
+from generation.pipeline.formats.base import Options, Problems, Record, row
 from generation.pipeline.formats.json_io import array_objects, jsonl_objects
 
 
@@ -25,21 +25,21 @@ def _alpaca(obj: dict[str, Any], line: int, fmt: str, default_source: str, probl
     return row(instruction, response, source, tags, fmt, line)
 
 
-def parse_json(text: str, fmt: str, default_source: str, problems: Problems) -> list[dict[str, Any]]:
+def parse_json(text: str, fmt: str, options: Options, problems: Problems) -> list[dict[str, Any]]:
     """alpaca_json: a JSON array of Alpaca records."""
     return [
         r
         for line, obj in array_objects(text, problems)
-        if (r := _alpaca(obj, line, fmt, default_source, problems)) is not None
+        if (r := _alpaca(obj, line, fmt, options.default_source, problems)) is not None
     ]
 
 
-def parse_jsonl(text: str, fmt: str, default_source: str, problems: Problems) -> list[dict[str, Any]]:
+def parse_jsonl(text: str, fmt: str, options: Options, problems: Problems) -> list[dict[str, Any]]:
     """alpaca_jsonl and pairs_jsonl: one record per line."""
     return [
         r
         for line, obj in jsonl_objects(text, problems)
-        if (r := _alpaca(obj, line, fmt, default_source, problems)) is not None
+        if (r := _alpaca(obj, line, fmt, options.default_source, problems)) is not None
     ]
 
 

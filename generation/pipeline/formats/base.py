@@ -1,9 +1,12 @@
-"""What every seed-file format shares: the sources, the limits, `FormatError`, `Record` (validation of one
-record that collects problems instead of raising) and the shape of an imported row. Pure: no Django.
+"""What every seed-file format shares: the sources, the limits, the import `Options`, `FormatError` with the
+`Unit` its positions count in, `Record` (validation of one record that collects problems instead of raising),
+which user → assistant turns become pairs, and the shape of an imported row. Pure: no Django.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 SOURCES: tuple[str, ...] = ("seed", "web", "safety")
@@ -12,25 +15,62 @@ MAX_LINE_BYTES = 10 * 1024 * 1024  # a longer line (or alpaca_json record) is re
 MAX_TAG_CHARS = 64  # SeedExample.tags items
 MAX_PROBLEMS_SHOWN = 50
 
+TURNS: tuple[str, ...] = ("first", "all")
+"""Which user → assistant turns of a conversation become pairs: the first one, or every one (each on its own,
+without the turns before it)."""
+
 Problems = list[tuple[int, str]]
-"""(1-based line, message) pairs; line 0 = the whole file."""
+"""(1-based position, message) pairs; position 0 = the whole file. What a position counts is the `Unit`'s."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a file is read: the source of records that name none, which conversation turns become pairs, and the
+    columns of a table (target → column name: instruction, response, input, source, tags)."""
+
+    default_source: str = "seed"
+    turns: str = "first"
+    mapping: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What a problem's position counts: `name` as shown, `key` in a row's provenance, `offset` subtracted from
+    the 1-based position for both, and a `note` shown once after the problems."""
+
+    name: str
+    key: str
+    offset: int = 0
+    note: str = ""
+
+
+LINE = Unit("line", "line")
+CSV_ROW = Unit("row", "row", note="rows counted as in a spreadsheet: the header is row 1, the first data row is row 2")
+ROW_INDEX = Unit("row index", "index", offset=1, note="row indices count from 0, as in datasets and pandas")
 
 
 class FormatError(ValueError):
-    """A file that cannot be imported. `problems` holds every (1-based line, message); line 0 = the whole file."""
+    """A file that cannot be imported. `problems` holds every (1-based position, message); position 0 = the whole
+    file; `unit` says what positions count (lines, spreadsheet rows, row indices)."""
 
-    def __init__(self, problems: Problems) -> None:
+    def __init__(self, problems: Problems, unit: Unit = LINE) -> None:
         self.problems = list(problems)
+        self.unit = unit
         super().__init__(str(self))
 
-    def __reduce__(self) -> tuple[type[FormatError], tuple[list[tuple[int, str]]]]:
-        return (type(self), (self.problems,))
+    def __reduce__(self) -> tuple[type[FormatError], tuple[list[tuple[int, str]], Unit]]:
+        return (type(self), (self.problems, self.unit))
 
     def __str__(self) -> str:
-        shown = [msg if line == 0 else f"line {line}: {msg}" for line, msg in self.problems[:MAX_PROBLEMS_SHOWN]]
+        unit = self.unit
+        shown = [
+            msg if pos == 0 else f"{unit.name} {pos - unit.offset}: {msg}"
+            for pos, msg in self.problems[:MAX_PROBLEMS_SHOWN]
+        ]
         if len(self.problems) > MAX_PROBLEMS_SHOWN:
             shown.append(f"… and {len(self.problems) - MAX_PROBLEMS_SHOWN} more")
-        return "; ".join(shown)
+        note = f" ({unit.note})" if unit.note and any(pos for pos, _ in self.problems) else ""
+        return "; ".join(shown) + note
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
@@ -94,6 +134,18 @@ class Record:
             self.problem(f"'source' {values['source']!r} and 'category' {values['category']!r} disagree")
         return next(iter(values.values()), default)
 
+    def source_or_origin(self, default: str) -> tuple[str, list[str]]:
+        """(source, extra tags) for datasets whose "source" says where a record came from (LIMA: "stackexchange",
+        ShareGPT mixes: "airoboros"): one of SOURCES is the source; any other text becomes a tag instead."""
+        origin = self.obj.get("source")
+        if not isinstance(origin, str) or origin.strip() in SOURCES:
+            return self.source(default), []
+        rest = Record({k: v for k, v in self.obj.items() if k != "source"}, self.line, self.problems, self.where)
+        source = rest.source(default)
+        self.ok = self.ok and rest.ok
+        tag = origin.strip()[:MAX_TAG_CHARS]
+        return source, [tag] if tag else []
+
     def tags(self) -> list[str]:
         value = self.obj.get("tags")
         if value is None:
@@ -116,11 +168,26 @@ class Record:
         return value
 
 
-def row(instruction: str, response: str, source: str, tags: list[str], fmt: str, line: int) -> dict[str, Any]:
-    return {
-        "instruction": instruction,
-        "response": response,
-        "source": source,
-        "tags": tags,
-        "provenance": {"format": fmt, "line": line},
-    }
+def pair_turns(roles: list[str], turns: str) -> list[int]:
+    """The indices i where roles[i] is "user" and roles[i + 1] "assistant": the first only, or all of them."""
+    found = [i for i in range(len(roles) - 1) if roles[i] == "user" and roles[i + 1] == "assistant"]
+    return found[:1] if turns == "first" else found
+
+
+def row(
+    instruction: str,
+    response: str,
+    source: str,
+    tags: list[str],
+    fmt: str,
+    line: int,
+    *,
+    unit: Unit = LINE,
+    turn: int | None = None,
+) -> dict[str, Any]:
+    """An imported row; its provenance names the format, where the record is (`unit.key`) and, when every turn of
+    a conversation is imported, which of its user → assistant turns (1-based) it is."""
+    provenance: dict[str, Any] = {"format": fmt, unit.key: line - unit.offset}
+    if turn is not None:
+        provenance["turn"] = turn
+    return {"instruction": instruction, "response": response, "source": source, "tags": tags, "provenance": provenance}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from generation.pipeline.formats.base import Problems, Record, json_type, row
+from generation.pipeline.formats.base import Options, Problems, Record, json_type, row
 from generation.pipeline.formats.json_io import jsonl_objects
 
 
@@ -30,7 +30,8 @@ def _oasst_message(rec: Record, *roles: str) -> tuple[str, int | None, bool]:
     return text, rank, deleted
 
 
-def parse_jsonl(text: str, fmt: str, default_source: str, problems: Problems) -> list[dict[str, Any]]:
+def parse_jsonl(text: str, fmt: str, options: Options, problems: Problems) -> list[dict[str, Any]]:
+    default_source = options.default_source
     rows: list[dict[str, Any]] = []
     roots: dict[str, tuple[int, str]] = {}  # message_id -> (line, text) of root prompter messages
     replies: dict[str, list[tuple[int | None, int, str]]] = {}  # parent_id -> [(rank, line, text)]

@@ -152,12 +152,13 @@ def test_c4_is_streamed_document_by_document():
 @pytest.mark.parametrize(("name", "kind"), [
     ("a.jsonl", "jsonl"), ("a.jsonl.gz", "jsonl"), ("A.JSONL.GZ", "jsonl"), ("a.ndjson", "jsonl"),
     ("a.txt", "text"), ("a.txt.gz", "text"), ("a.parquet", "parquet"), ("a.warc", "warc"), ("a.warc.gz", "warc"),
+    ("a.html", "html"), ("a.HTM", "html"), ("a.html.gz", "html"), ("a.htm.gz", "html"),
 ])  # fmt: skip
 def test_detect_kind_by_suffix(tmp_path, name, kind):
     assert detect_kind(tmp_path / name) == kind
 
 
-@pytest.mark.parametrize("name", ["a.csv", "a.gz", "README", "a.parquet.gz", "a.html"])
+@pytest.mark.parametrize("name", ["a.csv", "a.gz", "README", "a.parquet.gz", "a.xhtml", "a.png"])
 def test_unknown_kind_is_a_read_error(tmp_path, name):
     with pytest.raises(ReadError, match="unknown file type"):
         detect_kind(tmp_path / name)

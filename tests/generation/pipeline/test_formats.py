@@ -257,7 +257,7 @@ def test_format_error_lists_every_problem_then_caps_at_fifty():
     assert "line 51" not in str(many)
 
 
-@pytest.mark.parametrize("fmt", formats.FORMATS_IN)
+@pytest.mark.parametrize("fmt", formats.FORMATS_TEXT)
 @pytest.mark.parametrize("text", ["", "\ufeff", "\n  \n\r\n"])
 def test_an_empty_file_is_an_error(fmt, text):
     assert problems_of(text, fmt) == [(0, "no records")]
@@ -369,8 +369,10 @@ def test_oasst_without_a_single_answered_prompt_has_no_records():
 
 
 def test_parse_refuses_unknown_formats_and_sources():
-    with pytest.raises(ValueError, match="unknown format 'csv'"):
-        parse(jsonl(GOOD), "csv")
+    with pytest.raises(ValueError, match="unknown format 'xlsx'"):
+        parse(jsonl(GOOD), "xlsx")
+    with pytest.raises(ValueError, match="parquet is not a text format"):
+        parse(jsonl(GOOD), "parquet")
     with pytest.raises(ValueError, match="unknown source 'wiki'"):
         parse(jsonl(GOOD), "alpaca_jsonl", default_source="wiki")
 

@@ -4,6 +4,7 @@ near-duplicates are removed, every filter reports counts, and a bad file leaves 
 from __future__ import annotations
 
 import gzip
+import io
 import json
 
 import pytest
@@ -234,3 +235,73 @@ def test_a_corpus_name_too_long_is_refused_with_a_message(client, redis_conn):
     client.force_login(UserFactory(role="admin"))
     response = client.post(reverse("corpus-list"), {"name": "n" * 201, "files": SimpleUploadedFile("a.txt", b"a")})
     assert response.status_code == 400 and "longer than 200 characters" in response.content.decode()
+
+
+def _html_page(text: str) -> str:
+    paragraphs = "".join(f"<p>{para}</p>" for para in text.split("\n") if para.strip())
+    return (
+        "<html><head><title>Saved</title><script>var tracker = 1;</script></head><body><nav><a href='/'>Home</a>"
+        f"</nav><article>{paragraphs}</article><footer>© Example</footer></body></html>"
+    )
+
+
+def test_import_corpus_reads_a_folder_of_saved_pages(tmp_path, web_passages, client):
+    texts = [p for p in web_passages if 700 < len(p) < 2500][:3]
+    site = tmp_path / "site"
+    (site / "blog" / "2024").mkdir(parents=True)
+    (site / "index.html").write_text(_html_page(texts[0]), encoding="utf-8")
+    (site / "blog" / "post.htm").write_text(_html_page(texts[1]), encoding="utf-8")
+    with gzip.open(site / "blog" / "2024" / "old.html.gz", "wt", encoding="utf-8") as f:
+        f.write(_html_page(texts[2]))
+    (site / "blog" / "empty.html").write_text("<html><body><nav><a href='/'>Home</a></nav></body></html>")
+    (site / "blog" / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    out = io.StringIO()
+    call_command("import_corpus", str(site), "--corpus", "site", "--min-chars", "300", stdout=out, verbosity=0)
+    assert out.getvalue().strip().endswith("Skipped while reading: 1 empty, 1 other_files")
+    assert out.getvalue().startswith("site: 4 files, 3 documents → ")
+    corpus = Corpus.objects.get(name="site")
+    segments = corpus.segments.order_by("source_id")
+    assert [(s.source_id, s.meta) for s in segments] == [
+        ("blog/2024/old.html.gz", {"file": "blog/2024/old.html.gz"}),
+        ("blog/post.htm", {"file": "blog/post.htm"}),
+        ("index.html", {"file": "index.html"}),
+    ]
+    assert not any("tracker" in s.text or "© Example" in s.text for s in segments), "script and footer left out"
+    (imported,) = corpus.stats["imports"]
+    assert (imported["files"], imported["read"]["skipped_empty"], imported["read"]["skipped_other_files"]) == (
+        [str(site)],
+        1,
+        1,
+    )
+    client.force_login(UserFactory(role="curator"))
+    page = client.get(reverse("corpus-detail", args=[corpus.pk])).content.decode()
+    assert "(4 files read)" in page and "Skipped while reading: 1 empty, 1 other_files" in page
+
+
+def test_a_binary_page_in_a_folder_names_the_file_and_imports_nothing(tmp_path, web_passages):
+    site = tmp_path / "site"
+    (site / "sub").mkdir(parents=True)
+    (site / "a.html").write_text(_html_page(web_passages[0]), encoding="utf-8")
+    (site / "sub" / "b.html").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    with pytest.raises(CommandError) as info:
+        call_command("import_corpus", str(site), "--corpus", "site", verbosity=0)
+    assert str(info.value) == (
+        f"{site / 'sub' / 'b.html'}: binary data, not an HTML page (byte 0x00 at offset 8) — nothing was imported"
+    )
+    assert not Corpus.objects.filter(name="site").exists() and not Segment.objects.exists()
+
+
+def test_admins_upload_an_html_page(client, redis_conn, web_passages, django_capture_on_commit_callbacks):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from generation.models import Job
+
+    text = next(p for p in web_passages if 700 < len(p) < 2500)
+    client.force_login(UserFactory(role="admin"))
+    with django_capture_on_commit_callbacks(execute=True):
+        upload = SimpleUploadedFile("Saved Page.html", _html_page(text).encode(), content_type="text/html")
+        client.post(reverse("corpus-list"), {"name": "pages", "files": upload})
+    job = Job.objects.get(stage="ingest")
+    assert run_job(job.pk) == "done"
+    (segment,) = Corpus.objects.get(name="pages").segments.all()
+    assert segment.source_id == "Saved Page.html" and segment.text.startswith(text.split("\n")[0].strip()[:50])
