@@ -68,6 +68,12 @@ use_service_user() {
   # Log files that root's own commands (make, manage.py) created stay appendable by the services, never public.
   as_service touch "$LOGS/errors.log" "$LOGS/web.log" "$LOGS/web-access.log"
   find "$LOGS" -maxdepth 1 -type f -exec chown "$SERVICE_USER:$SERVICE_USER" {} + -exec chmod 0640 {} +
+  # Models trained by rounds on shared storage (more than one machine): the services write there too.
+  local trained=${BACKFORTH_TRAINED_MODELS_DIR:-}
+  if [ -n "$trained" ] && ! as_service test -w "$trained" -a -x "$trained"; then
+    say "WARNING: user $SERVICE_USER cannot write BACKFORTH_TRAINED_MODELS_DIR=$trained: fine-tunes will fail there"
+    say "WARNING: create it, and give $SERVICE_USER the same uid on every host, or write access through its group"
+  fi
   # .env holds the secrets: readable by its owner and the service group, nobody else.
   if [ -f .env ]; then chgrp "$SERVICE_USER" .env && chmod 0640 .env; fi
   AS=(env HOME="$BACKFORTH_DATA_DIR/home" "${SETPRIV[@]}")
