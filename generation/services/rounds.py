@@ -61,7 +61,6 @@ def _choose_heldout(held: round_config.HeldoutConfig) -> list[int]:
     return training.heldout_split(rows, fraction=held.fraction, minimum=held.min, maximum=held.max)
 
 
-@transaction.atomic
 def round_check_devices(cfg: round_config.RoundConfig) -> None:
     """Refuse (ConfigError) a tensor_parallel_size that no worker can run: more GPUs than the best-equipped live
     worker on queue gpu registered, or, when none runs, than this host has. A host without GPUs and no worker
@@ -77,6 +76,7 @@ def round_check_devices(cfg: round_config.RoundConfig) -> None:
         raise round_config.ConfigError(problem)
 
 
+@transaction.atomic
 def round_create(
     *, corpus: Corpus, base_model: ModelVersion, config: dict[str, Any] | None = None, created_by: Any = None
 ) -> Round:

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 
 import django_rq
 import pytest
-from django.db import transaction
 from django.urls import reverse
 from rq import Worker
 from rq.job import Job as RQJob
@@ -109,8 +108,7 @@ def test_two_workers_share_the_chunks_of_a_stage_and_none_runs_twice(two_workers
         "curation": {"threshold": None, "top_k": 4},
         "review": {"audit_fraction": 0},
     }
-    with transaction.atomic():  # as the launch view and launch_round run it
-        rnd = round_create(corpus=corpus, base_model=base, config=config)
+    rnd = round_create(corpus=corpus, base_model=base, config=config)
     augment = stage_launch(round=rnd, stage="augment")  # enqueued as the launch commits
     for job in augment:  # and every chunk once more: a second delivery must find its row taken
         enqueue_job(job)
