@@ -140,7 +140,8 @@ start_worker() {  # start_worker LABEL GPUS CORES THREADS QUEUES…
   local label=$1 gpus=$2 cores=$3 threads=$4
   shift 4
   # `env` and `taskset` exec too, so $! stays the worker's own pid. Its own session: `stop` signals the whole
-  # process group, so vLLM's engine processes and a fine-tune's `accelerate launch` never outlive it.
+  # process group, so vLLM's engine processes never outlive it; a fine-tune under `accelerate launch` (a session
+  # of its own, for a cancel) dies with the worker (PR_SET_PDEATHSIG, generation/backends/launch.py).
   local run=(env)
   [ "$gpus" = - ] || run+=("CUDA_VISIBLE_DEVICES=$gpus")
   [ "$cores" = - ] || run+=("OMP_NUM_THREADS=$threads" taskset -c "$cores")

@@ -1,10 +1,16 @@
 """Fine-tunes under `accelerate launch` (generation/backends/launch.py), on the embedded model and this machine's CPU,
 in one process (`--num_processes 1`: the path a worker with several GPUs takes, with one process per GPU there): the
-same model directory, ModelVersion and progress as in-process training, and a cancel leaves nothing training."""
+same model directory, ModelVersion and progress as in-process training, and a cancel or a killed worker leaves
+nothing training."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,10 +24,10 @@ from generation.pipeline.config import RoundConfig
 from generation.services.corpus import corpus_add_passages
 from generation.services.jobs import JobCancelled
 from generation.services.rounds import round_start
+from tests.conftest import ROOT
 from tests.factories import CorpusFactory
 from tests.generation.handlers.test_training_and_evaluation import new_round, seed_from_demo
 
-pytestmark = pytest.mark.model
 WEIGHT = "model.layers.0.self_attn.q_proj.weight"
 
 
@@ -30,6 +36,7 @@ def tensor(model: Path, name: str):
         return f.get_tensor(name)
 
 
+@pytest.mark.model
 @pytest.mark.django_db
 def test_a_training_stage_runs_under_accelerate_launch_with_the_same_outputs_and_progress(
     model_dir, web_passages, monkeypatch, settings, tmp_path, redis_conn, django_capture_on_commit_callbacks
@@ -63,6 +70,7 @@ def test_a_training_stage_runs_under_accelerate_launch_with_the_same_outputs_and
     assert tensor(out, WEIGHT).shape == tensor(Path(model_dir), WEIGHT).shape
 
 
+@pytest.mark.model
 def test_a_cancel_stops_the_launched_training_and_saves_nothing(model_dir, tmp_path):
     examples = [training.forward_example(f"What is {i} + {i}?", f"It is {2 * i}.", "seed") for i in range(8)]
     cfg = RoundConfig().training.replace(max_steps=50, batch_size=2, max_length=128)
@@ -100,3 +108,42 @@ def _cmdline(proc: Path) -> str:
         return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+CHILD = """
+import sys, time
+from generation.backends import launch
+launch.die_with_parent()
+print("ready", flush=True)
+time.sleep(120)
+"""
+PARENT = """
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1]], stdout=sys.stdout)
+print(child.pid, flush=True)
+child.wait()
+"""
+
+
+def test_a_training_process_dies_with_its_parent(tmp_path):
+    """What keeps a killed worker's fine-tune from training on: each training process asks for SIGTERM when its
+    parent dies (and the launcher, through setpriv --pdeathsig, when the worker does)."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, CHILD], cwd=ROOT, stdout=subprocess.PIPE, text=True, env=os.environ.copy()
+    )
+    assert parent.stdout is not None
+    child_pid = int(parent.stdout.readline())
+    assert parent.stdout.readline().strip() == "ready"
+    parent.send_signal(signal.SIGKILL)  # as the OOM killer or `kill -9` would end a worker
+    parent.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _running(child_pid):
+        time.sleep(0.1)
+    assert not _running(child_pid), "the child outlived its parent"
+
+
+def _running(pid: int) -> bool:
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()  # a zombie has ended
+    except OSError:
+        return False
