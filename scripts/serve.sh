@@ -143,7 +143,8 @@ start_worker() {  # start_worker LABEL GPUS CORES THREADS QUEUES…
   # process group, so vLLM's engine processes never outlive it; a fine-tune under `accelerate launch` (a session
   # of its own, for a cancel) dies with the worker (PR_SET_PDEATHSIG, generation/backends/launch.py).
   local run=(env)
-  [ "$gpus" = - ] || run+=("CUDA_VISIBLE_DEVICES=$gpus")
+  # The ids are nvidia-smi's, which counts in PCI bus order; CUDA's own default order may differ.
+  [ "$gpus" = - ] || run+=("CUDA_DEVICE_ORDER=${CUDA_DEVICE_ORDER:-PCI_BUS_ID}" "CUDA_VISIBLE_DEVICES=$gpus")
   [ "$cores" = - ] || run+=("OMP_NUM_THREADS=$threads" taskset -c "$cores")
   spawn "$LOGS/worker-$label.log" "${run[@]}" "$BIN/python" manage.py rqworker "$@" \
     --worker-class generation.worker.BackforthWorker --name "backforth-$(hostname)-$label-$$"

@@ -97,6 +97,7 @@ def test_one_worker_per_group_of_gpus_each_with_its_devices_pid_file_and_log(
             assert f"log {data_dir}/log/worker-{label}.log)" in started.stdout
         assert environ(pids["gpu0-1"])["CUDA_VISIBLE_DEVICES"] == "0,1"
         assert environ(pids["gpu2-3"])["CUDA_VISIBLE_DEVICES"] == "2,3"
+        assert environ(pids["gpu2-3"])["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID", "nvidia-smi's numbering"
         workers = live_workers(redis_conn, 2)
         assert [w.name.rsplit("-", 1)[0] for w in workers] == [f"backforth-{HOST}-gpu0-1", f"backforth-{HOST}-gpu2-3"]
         assert [w.queue_names() for w in workers] == [["gpu"], ["gpu"]], "a worker-only host takes model work only"
