@@ -14,7 +14,7 @@ help:
 	@echo "make demo       set everything up and serve the demo on http://127.0.0.1:8000"
 	@echo "make test       set everything up and run the whole test suite"
 	@echo "make test-fast  only the fast tests (no model, no browser)"
-	@echo "make stop       stop the web server and the worker"
+	@echo "make stop       stop the web server and the workers"
 	@echo "make bench      speed benchmarks, ours vs a baseline side by side (bench/results.json)"
 	@echo "make lint       ruff check + format check + import contracts + mypy (also run first by make test)"
 

@@ -13,6 +13,7 @@ from generation.models import ModelVersion, Round
 from generation.pipeline import config as round_config
 from generation.pipeline import evaluation
 from generation.pipeline.config import ConfigError
+from generation.services.rounds import round_check_devices
 
 MAX_PROMPT_FILE_BYTES = 5 * 2**20
 
@@ -26,6 +27,14 @@ class RoundLaunchForm(forms.Form):
     )
     backend = forms.ChoiceField(
         choices=[(b, b) for b in round_config.BACKENDS], help_text="auto: vLLM where it imports, else transformers"
+    )
+    tensor_parallel_size = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=1024,
+        label="Tensor parallel size",
+        help_text="GPUs each vLLM engine splits the model over; a worker must own that many "
+        "(BACKFORTH_GPUS_PER_WORKER). Default 1; the transformers backend ignores it.",
     )
     sample_size = forms.IntegerField(min_value=1, max_value=10_000_000, help_text="segments to backtranslate")
     chunk_size = forms.IntegerField(min_value=1, max_value=100_000, help_text="segments per job")
@@ -97,6 +106,7 @@ class RoundLaunchForm(forms.Form):
             "corpus": newest,
             "base_model": default_base.first() or ModelVersion.objects.filter(role="base").first(),
             "backend": d.backend,
+            "tensor_parallel_size": d.tensor_parallel_size,
             "sample_size": d.sample_size,
             "chunk_size": d.chunk_size,
             "keep_rule": d.curation.keep,
@@ -135,6 +145,7 @@ class RoundLaunchForm(forms.Form):
             return data
         config = {
             "backend": data["backend"],
+            "tensor_parallel_size": data.get("tensor_parallel_size") or 1,
             "sample_size": data["sample_size"],
             "chunk_size": data["chunk_size"],
             "order": data["order"],
@@ -162,6 +173,10 @@ class RoundLaunchForm(forms.Form):
             data["config"] = round_config.validate(config)
         except ConfigError as exc:
             raise forms.ValidationError(str(exc)) from exc
+        try:
+            round_check_devices(round_config.RoundConfig.from_dict(data["config"]))
+        except ConfigError as exc:
+            self.add_error("tensor_parallel_size", str(exc))
         return data
 
 

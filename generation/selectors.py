@@ -19,6 +19,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from annotation.models import Candidate, SeedExample
 from app.binning import Bins, sql_bins, sql_range
 from app.env import redact_url
+from generation.backends.devices import WORKER_GPUS_FIELD
 from generation.models import QUEUES, Corpus, Job, ModelVersion, Round, Segment
 from generation.pipeline import evaluation, gates, signals
 from generation.pipeline.signals import CurationConfig
@@ -53,6 +54,8 @@ def _redis_checks() -> list[Check]:
     rows = [
         {
             "name": w.name,
+            "host": w.hostname or "",
+            "gpus": _gpus_of(conn, w),
             "queues": ", ".join(w.queue_names()),
             "state": w.get_state(),
             "last_heartbeat": w.last_heartbeat,
@@ -79,6 +82,24 @@ def _redis_checks() -> list[Check]:
         Check("Queues", True, ", ".join(f"{q['name']}: {q['queued']} queued" for q in queues), {"queues": queues})
     )
     return checks
+
+
+def _gpus_of(conn: Any, worker: Worker) -> str | None:
+    """The GPUs a worker registered ("0,1"; "" for a CPU worker), None when it did not say (not ours)."""
+    raw = conn.hget(worker.key, WORKER_GPUS_FIELD)
+    return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def worker_gpu_counts(queue: str = "gpu") -> list[int]:
+    """How many GPUs each live worker on `queue` owns, as it registered them (workers that did not are left
+    out); empty when none runs or Redis cannot be reached."""
+    try:
+        conn = django_rq.get_connection("default")
+        workers = Worker.all(connection=conn, queue=django_rq.get_queue(queue))
+        listed = [_gpus_of(conn, w) for w in workers]
+    except Exception:  # a launch must not fail because Redis is down: the worker checks again
+        return []
+    return [len([g for g in gpus.split(",") if g]) for gpus in listed if gpus is not None]
 
 
 def _model_check() -> Check:

@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
-# Run the web app (gunicorn) and an RQ worker in the background.
-#   scripts/serve.sh start | stop | status
+# Run the web app (gunicorn) and the RQ workers in the background.
+#   scripts/serve.sh start    workers (queues gpu and default) and the web server
+#   scripts/serve.sh workers  workers only (queue gpu), for a host that joins another's PostgreSQL and Redis
+#   scripts/serve.sh stop | status | plan (the workers `start` would run here, started nothing)
+#
+# Workers: one per GPU (`nvidia-smi -L`; CUDA_VISIBLE_DEVICES, if set, limits them), each with its own
+# CUDA_VISIBLE_DEVICES; BACKFORTH_GPUS_PER_WORKER=N gives each N of them (tensor parallel serving, DDP fine-tunes);
+# BACKFORTH_WORKERS caps their number. Without a GPU: BACKFORTH_WORKERS CPU workers (default 1), several of them
+# pinned to equal shares of the cores. BACKFORTH_WORKER_QUEUES replaces the queues. Each has its pid file
+# ($BACKFORTH_DATA_DIR/run/worker-LABEL.pid) and log (log/worker-LABEL.log); `stop` stops them all.
 #
 # Run as root, both run as the system user `backforth` (BACKFORTH_SERVICE_USER), created here once, never as root:
 # it owns what they write (the log, uploads and trained-models directories, its own HOME for caches) and reads
@@ -58,8 +66,14 @@ use_service_user() {
     chmod 0750 "$d"
   done
   # Log files that root's own commands (make, manage.py) created stay appendable by the services, never public.
-  as_service touch "$LOGS/errors.log" "$LOGS/web.log" "$LOGS/web-access.log" "$LOGS/worker.log"
+  as_service touch "$LOGS/errors.log" "$LOGS/web.log" "$LOGS/web-access.log"
   find "$LOGS" -maxdepth 1 -type f -exec chown "$SERVICE_USER:$SERVICE_USER" {} + -exec chmod 0640 {} +
+  # Models trained by rounds on shared storage (more than one machine): the services write there too.
+  local trained=${BACKFORTH_TRAINED_MODELS_DIR:-}
+  if [ -n "$trained" ] && ! as_service test -w "$trained" -a -x "$trained"; then
+    say "WARNING: user $SERVICE_USER cannot write BACKFORTH_TRAINED_MODELS_DIR=$trained: fine-tunes will fail there"
+    say "WARNING: create it, and give $SERVICE_USER the same uid on every host, or write access through its group"
+  fi
   # .env holds the secrets: readable by its owner and the service group, nobody else.
   if [ -f .env ]; then chgrp "$SERVICE_USER" .env && chmod 0640 .env; fi
   AS=(env HOME="$BACKFORTH_DATA_DIR/home" "${SETPRIV[@]}")
@@ -90,16 +104,51 @@ start_web() {
   say "web server on http://$HOST:$PORT (pid $(cat "$RUN/web.pid"), user $(ps -o user= -p "$(cat "$RUN/web.pid")"), log $LOGS/web.log)"
 }
 
-start_worker() {
-  if alive "$RUN/worker.pid"; then say "worker already running (pid $(cat "$RUN/worker.pid"))"; return; fi
-  # One worker takes both queues, model work first. More workers (one per GPU) can join the same Redis.
-  # Its own session: `stop` signals the whole process group, so vLLM's engine processes never outlive it.
-  spawn "$LOGS/worker.log" "$BIN/python" manage.py rqworker gpu default --worker-class generation.worker.BackforthWorker \
-    --name "backforth-$(hostname)-$$"
-  echo $! >"$RUN/worker.pid"
+worker_pids() { ls "$RUN"/worker*.pid 2>/dev/null || true; }  # worker.pid: one started by an older serve.sh
+
+# The plan (generation/backends/devices.py): "note<TAB>text" and "worker<TAB>label<TAB>GPUs<TAB>cores<TAB>threads".
+worker_plan() {
+  "$BIN/python" -m generation.backends.devices plan || die "cannot plan the workers (see above)"
+}
+
+start_workers() {  # start_workers QUEUES…
+  local queues=("$@") f running=0
+  [ -z "${BACKFORTH_WORKER_QUEUES:-}" ] || read -r -a queues <<<"${BACKFORTH_WORKER_QUEUES//,/ }"
+  for f in $(worker_pids); do alive "$f" && running=$((running + 1)); done
+  if [ "$running" -gt 0 ]; then
+    say "$running worker(s) already running (scripts/serve.sh stop first to change them)"
+    return
+  fi
+  local plan kind label gpus cores threads started=()
+  plan=$(worker_plan)
+  while IFS=$'\t' read -r kind label gpus cores threads; do
+    case "$kind" in
+      note) say "$label" ;;
+      worker) start_worker "$label" "$gpus" "$cores" "$threads" "${queues[@]}"; started+=("$label") ;;
+    esac
+  done <<<"$plan"
   sleep 1
-  alive "$RUN/worker.pid" || die "the worker exited at once; see $LOGS/worker.log"
-  say "worker on queues gpu, default (pid $(cat "$RUN/worker.pid"), user $(ps -o user= -p "$(cat "$RUN/worker.pid")"), log $LOGS/worker.log)"
+  for label in "${started[@]}"; do
+    alive "$RUN/worker-$label.pid" || die "worker $label exited at once; see $LOGS/worker-$label.log"
+    local pid
+    pid=$(cat "$RUN/worker-$label.pid")
+    say "worker $label on queues ${queues[*]} (pid $pid, user $(ps -o user= -p "$pid"), log $LOGS/worker-$label.log)"
+  done
+}
+
+start_worker() {  # start_worker LABEL GPUS CORES THREADS QUEUES…
+  local label=$1 gpus=$2 cores=$3 threads=$4
+  shift 4
+  # `env` and `taskset` exec too, so $! stays the worker's own pid. Its own session: `stop` signals the whole
+  # process group, so vLLM's engine processes never outlive it; a fine-tune under `accelerate launch` (a session
+  # of its own, for a cancel) dies with the worker (PR_SET_PDEATHSIG, generation/backends/launch.py).
+  local run=(env)
+  # The ids are nvidia-smi's, which counts in PCI bus order; CUDA's own default order may differ.
+  [ "$gpus" = - ] || run+=("CUDA_DEVICE_ORDER=${CUDA_DEVICE_ORDER:-PCI_BUS_ID}" "CUDA_VISIBLE_DEVICES=$gpus")
+  [ "$cores" = - ] || run+=("OMP_NUM_THREADS=$threads" taskset -c "$cores")
+  spawn "$LOGS/worker-$label.log" "${run[@]}" "$BIN/python" manage.py rqworker "$@" \
+    --worker-class generation.worker.BackforthWorker --name "backforth-$(hostname)-$label-$$"
+  echo $! >"$RUN/worker-$label.pid"
 }
 
 stop_one() {
@@ -119,13 +168,22 @@ stop_one() {
   rm -f "$pidfile"
 }
 
+stop_workers() {  # all at once: each may take 10 s to finish its job
+  local f
+  for f in $(worker_pids); do stop_one "$(basename "$f" .pid)" group & done
+  wait
+}
+
 case "${1:-}" in
-  start) use_service_user; start_worker; start_web ;;
-  stop) stop_one web; stop_one worker group ;;
+  start) use_service_user; start_workers gpu default; start_web ;;
+  workers) use_service_user; start_workers gpu ;;
+  stop) stop_one web; stop_workers ;;
   status)
-    for n in web worker; do
-      if alive "$RUN/$n.pid"; then say "$n: running (pid $(cat "$RUN/$n.pid"), user $(ps -o user= -p "$(cat "$RUN/$n.pid")"))"
+    for f in "$RUN/web.pid" $(worker_pids); do
+      n=$(basename "$f" .pid)
+      if alive "$f"; then say "$n: running (pid $(cat "$f"), user $(ps -o user= -p "$(cat "$f")"))"
       else say "$n: stopped"; fi
     done ;;
-  *) die "usage: $0 start|stop|status" ;;
+  plan) worker_plan ;;
+  *) die "usage: $0 start|workers|stop|status|plan" ;;
 esac

@@ -11,6 +11,12 @@
 # exists with another password gets the one in .env, a Redis this script started without a password gets one.
 # Passwords never appear on a command line (ps): SQL and Redis config go through stdin, redis-cli uses
 # REDISCLI_AUTH. Idempotent: running `up` twice changes nothing.
+#
+# Where they listen (for workers on other hosts; README "More than one machine"), on this machine's own services:
+#   BACKFORTH_PG_LISTEN    addresses PostgreSQL listens on besides localhost ("10.0.0.5", or "*"); unset: as it is
+#   BACKFORTH_PG_ALLOW     networks whose hosts may log in as the app's role to its database, with its password
+#                          ("10.0.0.0/24"): one `host` line each in pg_hba.conf
+#   BACKFORTH_REDIS_BIND   addresses the Redis started here binds besides REDIS_URL's host (default: only that one)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -110,6 +116,56 @@ pg_up() {
   say "PostgreSQL ready at $PG_HOST:$PG_PORT/$PG_DB (cluster $cluster)"
 }
 
+# Addresses and networks from a setting: commas or spaces between them.
+words() { printf '%s\n' "${1//,/ }" | xargs -n1 2>/dev/null || true; }
+
+pg_cluster() {  # "version name" of the online cluster on our port
+  pg_lsclusters -h 2>/dev/null | awk -v p="$PG_PORT" '$3 == p && $4 == "online" {print $1, $2; exit}'
+}
+
+# BACKFORTH_PG_LISTEN and BACKFORTH_PG_ALLOW on this machine's PostgreSQL: listen_addresses (a restart, only when it
+# changes) and one pg_hba.conf line per network (appended once, then a reload). Passwords stay required.
+pg_network() {
+  local listen=${BACKFORTH_PG_LISTEN:-} allow=${BACKFORTH_PG_ALLOW:-} a
+  [ -n "$listen$allow" ] || return 0
+  is_local "$PG_HOST" || die "BACKFORTH_PG_LISTEN / BACKFORTH_PG_ALLOW apply to a PostgreSQL on this machine; DATABASE_URL points at $PG_HOST: set them on that host"
+  local cluster
+  cluster=$(pg_cluster)
+  [ -n "$cluster" ] || die "no PostgreSQL cluster of this machine is online on port $PG_PORT"
+  if [ -n "$listen" ]; then
+    local want=localhost current
+    for a in $(words "$listen"); do
+      [[ "$a" =~ ^[A-Za-z0-9.:*-]+$ ]] || die "BACKFORTH_PG_LISTEN: '$a' is not an address"
+      if [ "$a" = "*" ]; then want="*"; break; fi
+      [[ ",$want," == *",$a,"* ]] || want+=",$a"
+    done
+    current=$(as_postgres psql -p "$PG_PORT" -AtqXc 'show listen_addresses')
+    if [ "$current" != "$want" ]; then
+      say "PostgreSQL: listening on $want (was $current): restarting cluster ${cluster/ //}"
+      printf "alter system set listen_addresses = '%s'\n" "$want" | as_postgres psql -p "$PG_PORT" -qX >/dev/null
+      pg_ctlcluster ${cluster} restart || die "PostgreSQL cluster ${cluster/ //} did not restart; see /var/log/postgresql/"
+      wait_for 30 pg_answers || die "PostgreSQL did not answer again after listening on $want"
+    fi
+  fi
+  if [ -n "$allow" ]; then
+    local hba line added=()
+    hba=$(as_postgres psql -p "$PG_PORT" -AtqXc 'show hba_file')
+    for a in $(words "$allow"); do
+      python3 -c 'import ipaddress, sys; ipaddress.ip_network(sys.argv[1], strict=False)' "$a" 2>/dev/null ||
+        die "BACKFORTH_PG_ALLOW: '$a' is not a network (CIDR such as 10.0.0.0/24, or one address)"
+      line="host $PG_DB $PG_USER $a scram-sha-256"
+      grep -qxF "$line" "$hba" && continue
+      printf '# backforth (scripts/services.sh): %s may log in to %s from %s, with its password\n%s\n' \
+        "$PG_USER" "$PG_DB" "$a" "$line" >>"$hba"
+      added+=("$a")
+    done
+    if [ ${#added[@]} -gt 0 ]; then
+      as_postgres psql -p "$PG_PORT" -AtqXc 'select pg_reload_conf()' >/dev/null
+      say "PostgreSQL: $PG_USER may log in to $PG_DB from ${added[*]} (password required; $hba)"
+    fi
+  fi
+}
+
 # --- Redis ---------------------------------------------------------------------------------------------
 redis_dir="$BACKFORTH_DATA_DIR/redis"
 redis_pidfile="$redis_dir/redis.pid"
@@ -131,8 +187,33 @@ redis_answers() { [ "$(rcli ping)" = PONG ]; }
 # Answers without any password (redis-cli only warns when AUTH fails, so check without one).
 redis_open() { [ "$(timeout 3 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
 redis_is_ours() { [ -n "$(redis_pid)" ]; }
+redis_bind() {  # REDIS_URL's host, then BACKFORTH_REDIS_BIND's addresses
+  local want=$REDIS_HOST a
+  for a in $(words "${BACKFORTH_REDIS_BIND:-}"); do
+    [[ "$a" =~ ^[A-Za-z0-9.:*-]+$ ]] || die "BACKFORTH_REDIS_BIND: '$a' is not an address"
+    [[ " $want " == *" $a "* ]] || want+=" $a"
+  done
+  printf '%s' "$want"
+}
+# Our running Redis binds what the settings say (CONFIG SET, no restart); another one is left as it is.
+redis_network() {
+  local want current
+  want=$(redis_bind)
+  if ! is_local "$REDIS_HOST" || ! redis_is_ours; then
+    [ -z "${BACKFORTH_REDIS_BIND:-}" ] ||
+      say "WARNING: BACKFORTH_REDIS_BIND applies to a Redis this script starts; the one at $REDIS_HOST:$REDIS_PORT is left as it is"
+    return 0
+  fi
+  current=$(rcli config get bind | sed -n 2p)
+  if [ "$current" != "$want" ]; then
+    rcli config set bind "$want" >/dev/null || die "could not make the Redis at $REDIS_HOST:$REDIS_PORT bind $want"
+    say "Redis: binds $want (was $current)"
+  fi
+}
 
 redis_up() {
+  local bind
+  bind=$(redis_bind)  # checked before anything starts
   if command -v redis-cli >/dev/null && redis_answers; then
     if [ -n "$REDIS_PASSWORD" ] && redis_open; then
       if is_local "$REDIS_HOST" && redis_is_ours; then
@@ -144,6 +225,7 @@ redis_up() {
       fi
     fi
     say "Redis answers at $REDIS_HOST:$REDIS_PORT"
+    redis_network
     return 0
   fi
   is_local "$REDIS_HOST" || die "REDIS_URL points at $REDIS_HOST:$REDIS_PORT, which does not answer, and is not local: start it yourself"
@@ -176,12 +258,12 @@ redis_up() {
   # RQ is transport only (the database is the source of truth), so no persistence is needed. The configuration,
   # password included, goes through stdin: nothing secret on the command line or on disk besides .env.
   {
-    printf 'bind %s\nport %s\ndaemonize yes\npidfile "%s"\n' "$REDIS_HOST" "$REDIS_PORT" "$redis_pidfile"
+    printf 'bind %s\nport %s\ndaemonize yes\npidfile "%s"\n' "$bind" "$REDIS_PORT" "$redis_pidfile"
     printf 'dir "%s"\nlogfile "%s"\nsave ""\nappendonly no\n' "$redis_dir" "$redis_dir/redis.log"
     [ -z "$REDIS_PASSWORD" ] || printf 'requirepass "%s"\n' "$REDIS_PASSWORD"
   } | "${run_as[@]}" redis-server - >/dev/null || die "redis-server did not start; see $BACKFORTH_DATA_DIR/redis/redis.log"
   wait_for 15 redis_answers || die "Redis did not answer on port $REDIS_PORT within 15 s; see $BACKFORTH_DATA_DIR/redis/redis.log"
-  say "Redis ready at $REDIS_HOST:$REDIS_PORT${REDIS_PASSWORD:+ (password required)}"
+  say "Redis ready at $REDIS_HOST:$REDIS_PORT${REDIS_PASSWORD:+ (password required)}, bound to $bind"
 }
 
 status() {
@@ -207,7 +289,7 @@ down() {
 }
 
 case "${1:-up}" in
-  up) pg_up; redis_up ;;
+  up) pg_up; pg_network; redis_up ;;
   status) status ;;
   down) down ;;
   *) die "usage: $0 up|status|down" ;;

@@ -160,6 +160,10 @@ class Trainer(Protocol):
 
     def on_gpu(self) -> bool: ...
 
+    def processes(self) -> int:
+        """How many processes a fine-tune trains in (one per GPU under `accelerate launch`, else 1)."""
+        ...
+
     def finetune(
         self,
         *,

@@ -213,6 +213,9 @@ class FakeTrainer:
     def on_gpu(self) -> bool:
         return False
 
+    def processes(self) -> int:
+        return 1
+
     def finetune(
         self,
         *,

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from generation.backends.base import Backend, BackendError, Trainer
+from generation.backends.devices import gpu_count
+from generation.pipeline.devices import tensor_parallel_problem
 
 logger = logging.getLogger(__name__)
 KINDS = ("auto", "vllm", "transformers")
@@ -67,12 +69,19 @@ def load_backend(kind: str, model_path: str | Path, **options: Any) -> Backend:
         return FakeBackend(path, **options)
     if not (path / "config.json").is_file():
         raise BackendError(f"model path {path} does not exist or is not a Hugging Face model directory")
+    tensor_parallel = options.get("tensor_parallel_size", 1)
     if kind == "vllm":
+        # The worker's own GPUs (CUDA_VISIBLE_DEVICES): a permanent error, not a crash inside the engine.
+        problem = tensor_parallel_problem(tensor_parallel, gpu_count())
+        if problem:
+            raise BackendError(f"{problem} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})")
         from generation.backends.vllm_backend import VLLMBackend
 
         return VLLMBackend(path, **options)
     from generation.backends.hf import TransformersBackend
 
+    if tensor_parallel != 1:
+        logger.info("transformers backend: tensor_parallel_size %s ignored (it runs on one device)", tensor_parallel)
     return TransformersBackend(path, **{k: v for k, v in options.items() if k in ("batch_size", "device")})
 
 

@@ -88,7 +88,10 @@ def backend_for_path(rnd: Round, stage: str, path: str, cfg: RoundConfig | None 
     check_model_path(path, stage)
     try:
         cfg = cfg or rnd.cfg
-        return get_backend(cfg.backend, path, batch_size=cfg.batch_size)
+        options: dict[str, Any] = {"batch_size": cfg.batch_size}
+        if cfg.tensor_parallel_size != 1:  # only then: the key of the engine a worker keeps warm stays the same
+            options["tensor_parallel_size"] = cfg.tensor_parallel_size
+        return get_backend(cfg.backend, path, **options)
     except BackendError as exc:
         raise StageError(str(exc), permanent=exc.permanent) from exc
 

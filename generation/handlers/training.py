@@ -85,7 +85,9 @@ def _train(job: Job, *, role: str, rows: list[dict[str, Any]], examples: list[tr
     release()  # the generation engine is not needed while training: give its memory to the trainer
     cfg = rnd.cfg
     trainer = get_trainer(cfg.backend)
-    hparams = training.resolve_hparams(cfg.training, on_gpu=trainer.on_gpu(), seed=cfg.seed)
+    hparams = training.resolve_hparams(
+        cfg.training, on_gpu=trainer.on_gpu(), seed=cfg.seed, processes=trainer.processes()
+    )
     result = trainer.finetune(
         base_path=base,
         out_dir=out_dir,

@@ -147,6 +147,9 @@ class RoundConfig(Section):
     chunk_size: int = 64
     # Sequences per forward pass of the transformers backend (vLLM schedules a call's requests itself).
     batch_size: int = 8
+    # GPUs each vLLM engine splits the model over (vLLM's tensor parallelism): a worker must own that many
+    # (BACKFORTH_GPUS_PER_WORKER). The transformers backend runs on one device and ignores it.
+    tensor_parallel_size: int = 1
     seed: int = 0
     max_segment_chars: int = 6000
     order: Order = "filter_rewrite"
@@ -222,7 +225,7 @@ def parse(override: dict[str, Any] | None = None, *, allow_fake_backend: bool = 
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {config['backend']!r}")
     if config["order"] not in ORDERS:
         raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {config['order']!r}")
-    for key in ("sample_size", "chunk_size", "batch_size", "max_segment_chars"):
+    for key in ("sample_size", "chunk_size", "batch_size", "tensor_parallel_size", "max_segment_chars"):
         _positive_int(config, key, config[key])
     for key, value in config["generation"].items():
         if key.endswith("max_new_tokens"):

@@ -135,10 +135,12 @@ class HParams:
     lora_dropout: float
     warmup_ratio: float
     seed: int
+    # Training processes (one per GPU under `accelerate launch`, DDP): the batch is split over them.
+    processes: int = 1
 
     @property
     def batch_size(self) -> int:
-        return self.per_device_batch_size * self.gradient_accumulation_steps
+        return self.per_device_batch_size * self.gradient_accumulation_steps * self.processes
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -169,10 +171,16 @@ def validate_training(cfg: dict[str, Any]) -> None:
 
 
 def resolve_hparams(
-    cfg: TrainingConfig | Mapping[str, Any], *, on_gpu: bool, seed: int = 0, per_device_max: int = 8
+    cfg: TrainingConfig | Mapping[str, Any],
+    *,
+    on_gpu: bool,
+    seed: int = 0,
+    per_device_max: int = 8,
+    processes: int = 1,
 ) -> HParams:
     """The round's training settings made concrete for this device: the learning rate for the method, the
-    batch split into per-device batches × gradient accumulation, and on a CPU the scaled-down limits."""
+    batch split into per-device batches × gradient accumulation × `processes` (one per GPU of a DDP run: the
+    round's batch stays the same however many GPUs train it), and on a CPU the scaled-down limits."""
     t = TrainingConfig.of(cfg)
     batch, max_length, epochs, max_steps = t.batch_size, t.max_length, t.epochs, t.max_steps
     rates = LEARNING_RATES
@@ -183,13 +191,15 @@ def resolve_hparams(
         epochs = min(epochs, CPU_LIMITS["epochs"])
         # An explicit step count is honoured (the demo asks for several passes over its small seed set).
         max_steps = max_steps or CPU_LIMITS["max_steps"]
-    per_device = min(batch, per_device_max)
+    if processes < 1:
+        raise ValueError(f"need at least one training process, got {processes}")
+    per_device = min(-(-batch // processes), per_device_max)
     return HParams(
         method=t.method,
         learning_rate=t.learning_rate or rates[t.method],
         weight_decay=t.weight_decay,
         per_device_batch_size=per_device,
-        gradient_accumulation_steps=max(1, batch // per_device),
+        gradient_accumulation_steps=max(1, batch // (per_device * processes)),
         epochs=epochs,
         max_steps=max_steps,
         max_length=max_length,
@@ -199,4 +209,5 @@ def resolve_hparams(
         lora_dropout=t.lora_dropout,
         warmup_ratio=t.warmup_ratio,
         seed=seed,
+        processes=processes,
     )

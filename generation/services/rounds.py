@@ -22,11 +22,14 @@ from django.utils import timezone
 from annotation import services as annotation_services
 from annotation.models import Candidate, SeedExample, Source
 from annotation.queue import queue_build
+from generation.backends.devices import gpu_count
 from generation.backends.registry import fake_backend_allowed
 from generation.data import builtin_eval_prompts
 from generation.models import Corpus, Job, ModelVersion, Round, Segment
 from generation.pipeline import config as round_config
 from generation.pipeline import lifecycle, signals, training
+from generation.pipeline.devices import tensor_parallel_problem
+from generation.selectors import worker_gpu_counts
 from generation.services.jobs import StageError, enqueue_job, job_cancel, job_retry
 
 logger = logging.getLogger(__name__)
@@ -62,6 +65,21 @@ def _choose_heldout(held: round_config.HeldoutConfig) -> list[int]:
     return training.heldout_split(rows, fraction=held.fraction, minimum=held.min, maximum=held.max)
 
 
+def round_check_devices(cfg: round_config.RoundConfig) -> None:
+    """Refuse (ConfigError) a tensor_parallel_size that no worker can run: more GPUs than the best-equipped live
+    worker on queue gpu registered, or, when none runs, than this host has. A host without GPUs and no worker
+    running cannot tell: the worker checks when it loads the model."""
+    if cfg.tensor_parallel_size == 1 or cfg.backend in ("transformers", round_config.FAKE_BACKEND):
+        return
+    counts = worker_gpu_counts()
+    if counts:
+        problem = tensor_parallel_problem(cfg.tensor_parallel_size, max(counts), "the best-equipped live worker")
+    else:
+        problem = tensor_parallel_problem(cfg.tensor_parallel_size, gpu_count() or None, "this host")
+    if problem:
+        raise round_config.ConfigError(problem)
+
+
 @transaction.atomic
 def round_create(
     *,
@@ -76,6 +94,7 @@ def round_create(
     runs (round_guidelines_update)."""
     guidelines = _clean_guidelines(guidelines)
     cfg = round_config.parse(config, allow_fake_backend=fake_backend_allowed())
+    round_check_devices(cfg)
     if cfg.evaluation.prompts is None:
         # Frozen into the config (and its hash) so the evaluation of this round can always be reproduced.
         cfg = cfg.replace(

@@ -157,3 +157,92 @@ def test_our_redis_requires_the_password_and_never_shows_it(tmp_path):
         assert run("status", **env).returncode == 0
     finally:
         subprocess.run([*cli, "shutdown", "nosave"], env=auth, capture_output=True)
+
+
+def redis_ping(host: str, port: int, password: str) -> str:
+    result = subprocess.run(
+        ["redis-cli", "-h", host, "-p", str(port), "ping"],
+        env={**os.environ, "REDISCLI_AUTH": password},
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    return (result.stdout + result.stderr).strip()
+
+
+def test_our_redis_binds_where_the_admin_says(tmp_path):
+    """BACKFORTH_REDIS_BIND adds addresses (here 127.0.0.2, a loopback address like another network's would be);
+    the URL's host stays. A running Redis of ours follows a changed setting without a restart."""
+    port, password = free_port(), "redis-pw-for-the-bind-test"
+    env = {"REDIS_URL": f"redis://:{password}@127.0.0.1:{port}/0", "BACKFORTH_DATA_DIR": str(tmp_path)}
+    try:
+        first = run("up", **env, BACKFORTH_REDIS_BIND="127.0.0.2")
+        assert first.returncode == 0, first.stderr
+        assert f"Redis ready at 127.0.0.1:{port} (password required), bound to 127.0.0.1 127.0.0.2" in first.stdout
+        assert redis_ping("127.0.0.2", port, password) == "PONG" == redis_ping("127.0.0.1", port, password)
+        same = run("up", **env, BACKFORTH_REDIS_BIND="127.0.0.2,127.0.0.1")
+        assert same.returncode == 0 and "Redis: binds" not in same.stdout, "the same addresses: nothing to change"
+        back = run("up", **env)  # the setting removed: the URL's host only
+        assert back.returncode == 0, back.stderr
+        assert "Redis: binds 127.0.0.1 (was 127.0.0.1 127.0.0.2)" in back.stdout
+        assert "Connection refused" in redis_ping("127.0.0.2", port, password)
+        assert redis_ping("127.0.0.1", port, password) == "PONG"
+        bad = run("up", **env, BACKFORTH_REDIS_BIND="127.0.0.1;rm")
+        assert bad.returncode == 1 and "BACKFORTH_REDIS_BIND: '127.0.0.1;rm' is not an address" in bad.stderr
+    finally:
+        subprocess.run(
+            ["redis-cli", "-p", str(port), "shutdown", "nosave"],
+            env={**os.environ, "REDISCLI_AUTH": password},
+            capture_output=True,
+        )
+
+
+@pytest.fixture
+def cluster() -> Iterator[tuple[str, int]]:
+    """A PostgreSQL cluster of its own on a free port (Debian's default pg_hba.conf: passwords from 127.0.0.1 and
+    ::1 only), so listen_addresses can change and restart without touching the cluster the tests run on."""
+    version = sorted(os.listdir("/usr/lib/postgresql"), key=lambda v: [int(p) for p in v.split(".")])[-1]
+    name, port = f"bftest{os.getpid()}", free_port()
+    subprocess.run(["pg_createcluster", "-p", str(port), version, name], check=True, capture_output=True)
+    try:
+        subprocess.run(["pg_ctlcluster", version, name, "start"], check=True, capture_output=True)
+        yield f"{version}/{name}", port
+    finally:
+        subprocess.run(["pg_dropcluster", "--stop", version, name], capture_output=True)
+
+
+def pg_login(host: str, port: int, password: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["psql", "-h", host, "-p", str(port), "-U", "bfnet", "-d", "bfnet", "-Atqc", "select 1"],
+        env={**os.environ, "PGPASSWORD": password, "PGCONNECT_TIMEOUT": "3"},
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+
+
+def test_postgres_listens_and_lets_the_app_in_from_the_networks_the_admin_names(cluster):
+    name, port = cluster
+    url = f"postgres://bfnet:net-pw@127.0.0.1:{port}/bfnet"
+    before = run("up", DATABASE_URL=url)
+    assert before.returncode == 0, before.stderr
+    assert pg_login("127.0.0.2", port, "net-pw").returncode != 0, "by default: localhost only"
+
+    up = run("up", DATABASE_URL=url, BACKFORTH_PG_LISTEN="127.0.0.2", BACKFORTH_PG_ALLOW="127.0.0.2/32")
+    assert up.returncode == 0, up.stderr
+    assert f"PostgreSQL: listening on localhost,127.0.0.2 (was localhost): restarting cluster {name}" in up.stdout
+    assert "PostgreSQL: bfnet may log in to bfnet from 127.0.0.2/32 (password required;" in up.stdout
+    assert pg_login("127.0.0.2", port, "net-pw").stdout.strip() == "1"
+    assert "password authentication failed" in pg_login("127.0.0.2", port, "wrong").stderr
+
+    again = run("up", DATABASE_URL=url, BACKFORTH_PG_LISTEN="127.0.0.2", BACKFORTH_PG_ALLOW="127.0.0.2/32")
+    assert again.returncode == 0 and "restarting" not in again.stdout and "may log in" not in again.stdout
+    hba = subprocess.run(
+        ["runuser", "-u", "postgres", "--", "psql", "-p", str(port), "-AtqXc", "show hba_file"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert Path(hba).read_text().count("host bfnet bfnet 127.0.0.2/32 scram-sha-256\n") == 1
+    bad = run("up", DATABASE_URL=url, BACKFORTH_PG_ALLOW="everyone")
+    assert bad.returncode == 1 and "BACKFORTH_PG_ALLOW: 'everyone' is not a network" in bad.stderr

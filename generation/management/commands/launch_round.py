@@ -94,6 +94,12 @@ class Command(BaseCommand):
         group.add_argument("--top-k", type=int, help="keep the k best-scored pairs instead")
         parser.add_argument("--min-agreement", type=float, help="floor on agreement under any keep rule")
         parser.add_argument("--backend", default="auto", choices=["auto", "vllm", "transformers"])
+        parser.add_argument(
+            "--tensor-parallel-size",
+            type=int,
+            default=1,
+            help="GPUs each vLLM engine splits the model over; a worker must own that many (default: 1)",
+        )
         parser.add_argument("--order", default="filter_rewrite", choices=["filter_rewrite", "rewrite_filter"])
         parser.add_argument(
             "--review",
@@ -142,6 +148,7 @@ class Command(BaseCommand):
             curation["min_agreement"] = options["min_agreement"]
         config = {
             "backend": options["backend"],
+            "tensor_parallel_size": options["tensor_parallel_size"],
             "sample_size": options["sample_size"],
             "chunk_size": options["chunk_size"],
             "order": options["order"],

@@ -360,3 +360,22 @@ def test_a_whole_round_on_the_fake_backend_trains_reviews_and_evaluates(
     assert rnd.metrics["curation"]["n"] == 1 and rnd.metrics["curation"]["tp"] == 1  # kept, and accepted
     assert rnd.forward_model.metrics["evaluation"]["judge_consistency"] == result["judge_consistency"]
     assert set(rnd.jobs.values_list("status", flat=True)) == {Job.Status.DONE}
+
+
+@pytest.mark.django_db
+def test_a_worker_without_the_gpus_for_tensor_parallelism_fails_the_stage_permanently(
+    model_path, redis_conn, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The round's tensor_parallel_size reaches the vLLM backend, which checks it against the worker's GPUs before
+    loading anything (none here: an empty CUDA_VISIBLE_DEVICES hides any GPU): a permanent error on the job and the
+    round, never a crash."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    rnd = make_round(model_path, backend="vllm", tensor_parallel_size=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        stage_launch(round=rnd, stage="augment")
+    assert run_stage(rnd, "augment", django_capture_on_commit_callbacks)[0] == "failed"
+    job = rnd.jobs.filter(stage="augment").order_by("chunk").first()
+    message = "tensor_parallel_size 2 needs 2 GPUs in one worker, and this worker has no GPU"
+    assert job.permanent and job.error.startswith(f"generation.services.jobs.StageError: {message}")
+    rnd.refresh_from_db()
+    assert rnd.state == Round.State.FAILED and rnd.error == f"{message} (CUDA_VISIBLE_DEVICES=)"

@@ -54,6 +54,7 @@ def test_overrides_merge_and_change_the_hash():
         ({"order": "sideways"}, "order must be one of"),
         ({"sample_size": 0}, "sample_size must be a positive integer"),
         ({"chunk_size": "8"}, "chunk_size must be a positive integer"),
+        ({"tensor_parallel_size": 0}, "tensor_parallel_size must be a positive integer, got 0"),
         ({"curation": {"keep": "rubric", "threshold": 7}}, "rubric's scale for 'rubric': 1–5"),
         ({"curation": {"threshold": None}}, "needs a threshold or a top_k"),
         ({"curation": {"threshold": 0.2, "top_k": 10}}, "not both"),
@@ -88,10 +89,11 @@ def test_chunked():
 
 # The hash of the default config: a round launched with the same settings must hash the same. (A new prompt template
 # version changes `prompts`, so the first one changes with it; the others pin the prompt versions.) A deliberate new
-# default changes all three: issue 14 made chunk_size 64 (it was 16).
-DEFAULTS_HASH = "da8202c79fcd520698fe879251e05816e626b8b92b918fbc6b8f89cb3316af81"
+# default changes all three: issue 14 made chunk_size 64 (it was 16); a new key too: issue 15 added
+# tensor_parallel_size.
+DEFAULTS_HASH = "d8f1be8a556bb1f9eb16a41e0048c82ddd2b06e1dd8f5140f015ef49b532a0a4"
 PINNED_PROMPTS = {"backward": "backward.v1"}
-PINNED_HASH = "3df4235743732be7079fd34c0b5cebc04ffebbee7b35a3ce63729152c0666ed9"
+PINNED_HASH = "87c744c26b88cd30d5606cef7e1e2f434bba8f2ce202209144630ec12b49d215"
 OVERRIDE = {
     "curation": {"keep": "ifd", "top_k": 5},
     "order": "rewrite_filter",
@@ -100,7 +102,7 @@ OVERRIDE = {
     "models": {"judge": "/m/j"},
     "prompts": PINNED_PROMPTS,
 }
-OVERRIDE_HASH = "50649a3fbd39be7481a14f8530f2b13c34ad4be76dcee9b928493b0e35311aa9"
+OVERRIDE_HASH = "7cccf925131038d74bec28d034418734d7ca219df67a8a2c44a205429356ce07"
 
 # Configs as rounds stored them before keys were added (the DEFAULTS of earlier commits): the first engine
 # (no judge, training, review or evaluation; curation by the rubric), then the review queue (no keep rule,
