@@ -21,9 +21,9 @@ decide with the htmx POST review.js sends and read the next item from its answer
                              `annotation.selectors.seed_examples(query=…)` vs `icontains` on instruction/response.
 
 Sizes: BENCH_REVIEW_CANDIDATES (1,000,000), BENCH_REVIEW_SEEDS (200,000), BENCH_REVIEW_ANNOTATORS (20),
-BENCH_REVIEW_SECONDS (45 per phase), BENCH_REVIEW_DECISIONS (300 per annotator and phase),
+BENCH_REVIEW_SECONDS (40 per phase), BENCH_REVIEW_DECISIONS (300 per annotator and phase),
 BENCH_REVIEW_SWEEP (the serving settings tried, `class:processes x threads`, comma-separated; empty: none) and
-BENCH_REVIEW_SWEEP_SECONDS (20 per setting). `python -m bench.review queue` or `… search` runs one part.
+BENCH_REVIEW_SWEEP_SECONDS (15 per setting). `python -m bench.review queue` or `… search` runs one part.
 
 The bench database and its data (COPY loaders, the queue, the bench users) are in review_data.py, the server and
 the annotators' browsers in review_http.py, the concurrent harness and what a phase measures in review_load.py;
@@ -65,8 +65,8 @@ N_CANDIDATES = int(os.environ.get("BENCH_REVIEW_CANDIDATES", "1000000"))
 N_SEEDS = int(os.environ.get("BENCH_REVIEW_SEEDS", "200000"))
 N_ANNOTATORS = int(os.environ.get("BENCH_REVIEW_ANNOTATORS", "20"))
 THINK_S = (float(os.environ.get("BENCH_REVIEW_THINK_MIN", "1")), float(os.environ.get("BENCH_REVIEW_THINK_MAX", "3")))
-SWEEP = os.environ.get("BENCH_REVIEW_SWEEP", "sync:3x1,sync:5x1,gthread:2x4,gthread:4x1,gthread:4x2")
-SWEEP_SECONDS = float(os.environ.get("BENCH_REVIEW_SWEEP_SECONDS", "20"))
+SWEEP = os.environ.get("BENCH_REVIEW_SWEEP", "sync:3x1,sync:5x1,gthread:4x1")
+SWEEP_SECONDS = float(os.environ.get("BENCH_REVIEW_SWEEP_SECONDS", "15"))
 SEARCH_REPEATS = 5
 BLOCKING_APP = "bench.review_blocking_wsgi"
 

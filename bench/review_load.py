@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-PHASE_SECONDS = float(os.environ.get("BENCH_REVIEW_SECONDS", "45"))
+PHASE_SECONDS = float(os.environ.get("BENCH_REVIEW_SECONDS", "40"))
 MAX_DECISIONS = int(os.environ.get("BENCH_REVIEW_DECISIONS", "300"))
 HX = {"HX-Request": "true"}
 _FIELD = re.compile(r'name="(candidate_id|version)" value="(\d+)"')

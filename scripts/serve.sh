@@ -95,7 +95,10 @@ start_web() {
   [ -z "$holder" ] || die "port $PORT is taken by $holder: stop it, or set BACKFORTH_PORT to another port"
   # Not --daemon (gunicorn's daemon mode resets the umask to 022): its own session in the background instead; the
   # pid file is written here, by us, in a directory the service user cannot write.
-  # Processes × threads: app/gunicorn_conf.py (bench.review starts the server with the same file). FIGURES_HERE
+  # Processes × threads: app/gunicorn_conf.py (bench.review starts the server with the same file): sync workers, two
+  # per core. In `make bench` on 2 cores, 20 annotators deciding back to back over HTTP (p95 ms, decisions/s):
+  # sync 4x1 263 ms 95.9/s, sync 3x1 261 ms 91.8/s, sync 5x1 292 ms 83.4/s; gthread 4x1 632 ms 96.0/s,
+  # gthread 2x4 536 ms 76.3/s, gthread 4x2 804 ms 72.3/s. Threads share one GIL per process and queue behind it.
   spawn "$LOGS/web.log" "$BIN/gunicorn" -c app/gunicorn_conf.py app.wsgi --bind "$HOST:$PORT" \
     --access-logfile "$LOGS/web-access.log" --error-logfile "$LOGS/web.log" --capture-output --timeout 120
   echo $! >"$RUN/web.pid"
