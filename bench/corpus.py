@@ -1,5 +1,5 @@
 """Corpus ingestion benchmarks. Run with `.venv/bin/python -m bench.corpus` (about 5 minutes on 2 cores: compare
-3, of which datatrove 2.5; large 2.3).
+about 3 at 5,000 documents (5.4 at 10,000), large 2.3).
 
 Everything runs on its own PostgreSQL database, `backforth_bench_corpus`, and Redis DB 13 (created and migrated at
 the start, dropped and flushed at the end), never on the app's.
@@ -11,13 +11,13 @@ the start, dropped and flushed at the end), never on the app's.
                               file's decompressed size (ratio = RSS / size; lower is better).
 
 Inputs: the JSON lines files of ../shared/data/web (`*.json.gz`, `*.jsonl`; WARC is left out), copied
-BENCH_CORPUS_DOCS / 1,529 times (≈ 10,000 documents) with a per-copy suffix on every id. The copies are exact
+BENCH_CORPUS_DOCS / 1,529 times (≈ 5,000 documents) with a per-copy suffix on every id. The copies are exact
 duplicates of each other: both sides must drop them, and the kept counts say whether they did.
 
 Needs (requirements-bench.txt, installed by `make bench`): datatrove==0.10.1, spacy (datatrove's English word and
 sentence splitter, a blank model: no download) and orjson (datatrove's JSONL reader and writer).
 
-Sizes: BENCH_CORPUS_DOCS (10,000), BENCH_CORPUS_LARGE_MB (100; the decompressed size of the large file).
+Sizes: BENCH_CORPUS_DOCS (5,000), BENCH_CORPUS_LARGE_MB (100; the decompressed size of the large file).
 `python -m bench.corpus compare` or `… large` runs one part.
 
 Why one file of about 450 lines: like every bench script it is one area's measurements with their baseline side
@@ -48,7 +48,7 @@ from bench.common import SHARED_WEB, own_database, record, setup_django
 
 BENCH_DB = os.environ.get("BENCH_CORPUS_DB", "backforth_bench_corpus")
 BENCH_REDIS_DB = 13  # ingestion never queues jobs; a Redis DB of its own all the same
-TARGET_DOCS = int(os.environ.get("BENCH_CORPUS_DOCS", "10000"))
+TARGET_DOCS = int(os.environ.get("BENCH_CORPUS_DOCS", "5000"))
 LARGE_MB = float(os.environ.get("BENCH_CORPUS_LARGE_MB", "100"))
 REPLACED_WORDS = 0.15  # share of words swapped per synthetic document: variants are not near-duplicates
 RSS_SAMPLE_EVERY = 2000  # documents between RSS samples during the large ingest

@@ -36,7 +36,7 @@ from bench.common import (
 )
 
 N_SEGMENTS = int(os.environ.get("BENCH_SEGMENTS", "192"))
-N_COMPARE = int(os.environ.get("BENCH_COMPARE", "64"))
+N_COMPARE = int(os.environ.get("BENCH_COMPARE", "32"))
 N_ONE_AT_A_TIME = int(os.environ.get("BENCH_ONE_AT_A_TIME", "8"))
 N_SCORING = int(os.environ.get("BENCH_SCORING_PAIRS", "48"))  # generative scoring writes 160 tokens a pair
 N_PREFIX = int(os.environ.get("BENCH_PREFIX_PAIRS", "32"))
