@@ -7,7 +7,7 @@
 - generation.e2e_vs_engine         backtranslation through RQ + PostgreSQL + a warm worker, with the round's default
                                    chunking, vs the bare engine given all prompts in one call, tokens/s; with the
                                    chunks' phases (load rows, engine, write) and the time outside the handler
-- generation.worker_memory_flat    peak worker RSS over a 500-segment stage (5 chunks) vs its RSS after the first chunk
+- generation.worker_memory_flat    peak worker RSS over a 300-segment stage (3 chunks) vs its RSS after the first chunk
 
 The rounds, rows and jobs live in the benchmark's own database and Redis DB (`own_database`), dropped afterwards:
 a user's rounds list never sees them. Sizes: BENCH_SEGMENTS, BENCH_COMPARE, BENCH_SCORING_PAIRS,
@@ -35,11 +35,11 @@ from bench.common import (
     web_segments,
 )
 
-N_SEGMENTS = int(os.environ.get("BENCH_SEGMENTS", "192"))
+N_SEGMENTS = int(os.environ.get("BENCH_SEGMENTS", "256"))
 N_COMPARE = int(os.environ.get("BENCH_COMPARE", "32"))
 N_ONE_AT_A_TIME = int(os.environ.get("BENCH_ONE_AT_A_TIME", "8"))
 N_SCORING = int(os.environ.get("BENCH_SCORING_PAIRS", "48"))  # generative scoring writes 160 tokens a pair
-N_PREFIX = int(os.environ.get("BENCH_PREFIX_PAIRS", "32"))
+N_PREFIX = int(os.environ.get("BENCH_PREFIX_PAIRS", "48"))
 AUGMENT_TOKENS = 64
 BENCH_DB = os.environ.get("BENCH_GENERATION_DB", "backforth_bench_generation")
 BENCH_REDIS_DB = int(os.environ.get("BENCH_GENERATION_REDIS_DB", "12"))
@@ -325,14 +325,14 @@ def _rss_mib(pid: int) -> float:
 
 
 def bench_worker_memory(model: str) -> None:
-    """A worker's memory over a 500-segment augment stage (5 chunks of 100) must stay flat: no growth per chunk."""
+    """A worker's memory over a 300-segment augment stage (3 chunks of 100) must stay flat: no growth per chunk."""
     from django.db import connection
 
     from generation.models import Corpus, Job, ModelVersion
     from generation.services.corpus import corpus_add_passages
     from generation.services.rounds import round_cancel, round_create, stage_launch
 
-    n = int(os.environ.get("BENCH_MEMORY_SEGMENTS", "500"))
+    n = int(os.environ.get("BENCH_MEMORY_SEGMENTS", "300"))
     segments = web_segments(n, min_chars=300, max_chars=800)
     corpus = Corpus.objects.create(name=f"bench memory {time.strftime('%Y%m%d-%H%M%S')}")
     corpus_add_passages(corpus=corpus, passages=[{"text": s} for s in segments])
