@@ -16,9 +16,8 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from bench.common import ROOT, SHARED_WEB
+from bench.common import SHARED_WEB, database_url, redis_url
 
 BENCH_DB = os.environ.get("BENCH_REVIEW_DB", "backforth_bench")
 # Its own logical Redis database on the app's server (the app uses 0, tests 15, bench.corpus / bench.export 13).
@@ -37,30 +36,14 @@ THRESHOLD = 3.0  # scores are uniform in [1, 5]: half the pairs are kept, plus t
 # --- the database ----------------------------------------------------------------------------------------------
 
 
-def app_url(name: str, default: str) -> str:
-    """The app's own DATABASE_URL or REDIS_URL: from the environment, else .env (what `make` wrote: its random
-    passwords), else the app's default."""
-    from app import dotenv
-
-    return os.environ.get(name) or dotenv.read(ROOT / ".env").get(name) or default
-
-
-def with_path(url: str, path: str) -> str:
-    """`url` with another path: the same server and credentials, another database."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{path}", parts.query, parts.fragment))
-
-
 def use_bench_database() -> None:
     """Point Django (and the servers the bench starts, which inherit the environment) at backforth_bench on the
     app's PostgreSQL server, created if missing, and at Redis database BENCH_REDIS_DB: nothing the bench does
     lands in the app's database or queues. Call before setup_django()."""
     import psycopg
 
-    server = app_url("DATABASE_URL", "postgres://backforth:backforth@127.0.0.1:5432/backforth")
-    os.environ["DATABASE_URL"] = with_path(server, BENCH_DB)
-    os.environ["REDIS_URL"] = with_path(app_url("REDIS_URL", "redis://127.0.0.1:6379/0"), str(BENCH_REDIS_DB))
-    with psycopg.connect(with_path(server, "postgres"), autocommit=True) as conn:
+    os.environ["DATABASE_URL"], os.environ["REDIS_URL"] = database_url(BENCH_DB), redis_url(BENCH_REDIS_DB)
+    with psycopg.connect(database_url("postgres"), autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone() is None:
             conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
             print(f"[bench] created database {BENCH_DB}")
